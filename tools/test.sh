@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a passing suite: system packages (Chromium,
+# coturn, redis-server, nginx), .venv with the test extras, the Node baseline's
+# packages, then lint, type-check and the whole pytest suite, browser tests included.
+# Arguments are passed to pytest (for example: -k relay -x).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+tools/install-system-deps.sh
+tools/setup-venv.sh test dev
+if command -v npm >/dev/null 2>&1 && [ -f tools/baseline/package.json ]; then
+  (cd tools/baseline && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+.venv/bin/ruff check rtcserver tests tools
+.venv/bin/mypy
+# Thousands of sockets in the load tests need more descriptors than the default 1024.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+exec .venv/bin/python -m pytest "$@"
