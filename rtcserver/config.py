@@ -1,0 +1,199 @@
+"""Settings: the one place every default lives.
+
+The command line (`--help`), the `RTCSERVER_*` environment variables, the README and
+the docs all quote the fields below; none of them restates a default. Each field's
+metadata carries its help text, so adding an option is one edit here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+ENV_PREFIX = "RTCSERVER_"
+DEFAULT_WWW = Path(__file__).resolve().parent.parent / "www"
+
+
+def _opt(default: Any, help: str, *, metavar: str | None = None) -> Any:
+    return attrs.field(default=default, metadata={"help": help, "metavar": metavar})
+
+
+def _tuple_opt(default: tuple[str, ...], help: str) -> Any:
+    return attrs.field(
+        default=default,
+        converter=_to_tuple,
+        metadata={"help": help, "metavar": "A,B,..."},
+    )
+
+
+def _to_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(value)
+
+
+@attrs.frozen
+class Settings:
+    """Every tunable of the server, with its default. Frozen: built once at start-up."""
+
+    host: str = _opt("0.0.0.0", "address to listen on")
+    port: int = _opt(30000, "TCP port for HTTP and WebSocket (0 picks a free port)")
+    www: Path = attrs.field(
+        default=DEFAULT_WWW,
+        converter=Path,
+        metadata={"help": "directory of the web page served at /", "metavar": "DIR"},
+    )
+    log_level: str = _opt("info", "debug, info, warning or error")
+    max_message_size: int = _opt(
+        64 * 1024, "largest WebSocket message accepted, in characters (larger: close 1009)"
+    )
+    mailbox_size: int = _opt(
+        256,
+        "messages queued for one client before it counts as a slow consumer (close 4000)",
+    )
+    keepalive_interval: float = _opt(
+        20.0, "seconds of silence towards a client before the server pings it"
+    )
+    keepalive_timeout: float = _opt(
+        20.0,
+        "seconds a ping may wait for its pong, and a send for the socket, before the "
+        "client is dropped (close 4001 / 4000)",
+    )
+    handshake_timeout: float = _opt(
+        10.0, "seconds a client has to send its HTTP request head and finish the upgrade"
+    )
+    max_connections: int = _opt(10000, "open TCP connections at most; the excess gets HTTP 503")
+    rate_limit: float = _opt(
+        100.0, "messages per second one connection may send on average (0: no limit)"
+    )
+    rate_burst: int = _opt(200, "messages one connection may send in a burst")
+    room_capacity: int = _opt(2, "members per room (the book's rooms hold two)")
+    drain_timeout: float = _opt(
+        5.0, "seconds a shutdown waits for connections to close before it cuts them"
+    )
+    trust_proxy: bool = _opt(
+        False, "log the client address from X-Forwarded-For (only behind your own proxy)"
+    )
+    stun: tuple[str, ...] = _tuple_opt(
+        ("stun:stun.l.google.com:19302",),
+        "STUN URLs handed to browsers (empty string for none)",
+    )
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in attrs.fields(cls)]
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _field_type(field: attrs.Attribute[Any]) -> type:
+    default = field.default
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, Path):
+        return Path
+    return type(default)
+
+
+def _coerce(field: attrs.Attribute[Any], text: str) -> Any:
+    kind = _field_type(field)
+    if kind is bool:
+        return _parse_bool(text)
+    if kind is tuple:
+        return _to_tuple(text)
+    return kind(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rtcserver",
+        description=(
+            "WebRTC signaling server (the WebRTC Blueprints room protocol) with its "
+            "video-call page. Every option can also be set as an environment variable "
+            f"{ENV_PREFIX}<OPTION> (for example {ENV_PREFIX}PORT=8080); flags win."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for field in attrs.fields(Settings):
+        flag = "--" + field.name.replace("_", "-")
+        env = ENV_PREFIX + field.name.upper()
+        help_text = f"{field.metadata['help']} [env {env}]"
+        kind = _field_type(field)
+        default = field.default
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"{help_text} (default: {shown})",
+            )
+        else:
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                default=argparse.SUPPRESS,
+                metavar=field.metadata.get("metavar") or field.name.upper(),
+                help=f"{help_text} (default: {shown})",
+            )
+    return parser
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, overridden by RTCSERVER_* variables, overridden by flags."""
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    parsed = vars(parser.parse_args(argv))
+    values: dict[str, Any] = {}
+    for field in attrs.fields(Settings):
+        env = ENV_PREFIX + field.name.upper()
+        raw: Any
+        if field.name in parsed:
+            raw = parsed[field.name]
+        elif env in environ:
+            raw = environ[env]
+        else:
+            continue
+        try:
+            values[field.name] = _coerce(field, raw) if isinstance(raw, str) else raw
+        except ValueError as exc:
+            parser.error(f"{field.name}: {exc}")
+    settings = Settings(**values)
+    problem = validate(settings)
+    if problem:
+        parser.error(problem)
+    return settings
+
+
+def validate(settings: Settings) -> str | None:
+    """Say what is wrong with a combination of settings, or None when it is fine."""
+    if not 0 <= settings.port <= 65535:
+        return "port must be between 0 and 65535"
+    for name in ("max_message_size", "mailbox_size", "max_connections", "room_capacity"):
+        if getattr(settings, name) < 1:
+            return f"{name} must be at least 1"
+    if settings.room_capacity < 2:
+        return "room_capacity must be at least 2"
+    for name in ("keepalive_interval", "keepalive_timeout", "handshake_timeout", "drain_timeout"):
+        if getattr(settings, name) <= 0:
+            return f"{name} must be positive"
+    if settings.rate_limit < 0 or settings.rate_burst < 1:
+        return "rate_limit must be >= 0 and rate_burst >= 1"
+    if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
+        return "log_level must be debug, info, warning or error"
+    return None

@@ -1,0 +1,213 @@
+"""The connection actor: the book's `handler_websocket`, on Trio.
+
+One screen holds a connection's whole life, named like Cowboy's callbacks:
+- `websocket_handle`: the reader loop, in the actor's own task, decodes each frame
+  and acts on it synchronously (registry changes, `tell`s). It never awaits another
+  actor, so it never stops draining its socket.
+- `websocket_info`: the writer loop, a child task, drains the mailbox onto the socket
+  and pings the client when it has been quiet.
+- `websocket_terminate`: the `finally`, which always runs, takes the actor out of its
+  room and tells the peers (PEERLEFT) before the socket is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from . import protocol
+from .actor import Actor
+from .protocol import CloseCode, ErrorCode
+from .ratelimit import TokenBucket
+from .registry import Departure, Refused
+from .state import ServerState
+
+log = logging.getLogger("rtcserver")
+
+# How long a closing handshake may take before the socket is simply dropped.
+CLOSE_TIMEOUT = 2.0
+
+
+def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:
+    details = "".join(f" {key}={value}" for key, value in extra.items())
+    log.info(
+        "conn=%d addr=%s room=%s event=%s%s",
+        actor.id,
+        actor.address,
+        "-" if room is None else room,
+        event,
+        details,
+    )
+
+
+async def run_actor(state: ServerState, ws: WebSocketConnection, actor: Actor) -> None:
+    """Serve one WebSocket until either side ends it; then leave the room and close."""
+    state.actors.add(actor)
+    log_event(actor, "open")
+    try:
+        with actor.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_until_done, websocket_info(state, ws, actor), nursery)
+                await websocket_handle(state, ws, actor)
+                nursery.cancel_scope.cancel()
+    except Exception:
+        log.exception("conn=%d addr=%s event=crash", actor.id, actor.address)
+        state.counters["crashes"] += 1
+        if actor.close_code is None:
+            actor.close_code, actor.close_reason = CloseCode.INTERNAL_ERROR, "internal error"
+    finally:
+        websocket_terminate(state, actor)
+    await _close(ws, actor)
+    closed = ws.closed
+    log_event(
+        actor,
+        "close",
+        code=closed.code if closed else "-",
+        reason=repr(actor.close_reason or (closed.reason if closed else "") or ""),
+    )
+
+
+async def _until_done(work: object, nursery: trio.Nursery) -> None:
+    # Whichever loop ends first ends the connection.
+    await work  # type: ignore[misc]
+    nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ reader
+
+
+async def websocket_handle(state: ServerState, ws: WebSocketConnection, actor: Actor) -> None:
+    settings = state.settings
+    bucket = TokenBucket(rate=settings.rate_limit, burst=settings.rate_burst)
+    warned = False
+    while True:
+        try:
+            message = await ws.get_message()
+        except ConnectionClosed:
+            return
+        now = trio.current_time()
+        if not bucket.take(now):
+            if warned:
+                actor.kick(CloseCode.POLICY_VIOLATION, "message rate limit exceeded")
+                return
+            warned = True
+            _reply_error(
+                actor,
+                ErrorCode.RATE_LIMITED,
+                f"over {settings.rate_limit:g} messages/s: message dropped; "
+                "keep going and the connection is closed (1008)",
+            )
+            continue
+        if warned and bucket.is_full(now):
+            warned = False
+        if isinstance(message, bytes):
+            _reply_error(actor, ErrorCode.BINARY_UNSUPPORTED, "binary frames are not supported")
+            continue
+        dispatch(state, actor, message)
+
+
+def dispatch(state: ServerState, actor: Actor, text: str) -> None:
+    """Act on one text frame. Synchronous: it cannot interleave with another."""
+    registry = state.registry
+    try:
+        message = protocol.decode(text)
+    except protocol.ProtocolError as error:
+        state.counters[f"error:{error.code}"] += 1
+        actor.tell(protocol.encode(error.reply))
+        return
+    match message:
+        case protocol.Relay():
+            peers = registry.peers_of(actor)
+            if peers:
+                for peer in peers:
+                    peer.tell(text)
+                state.counters["relayed"] += len(peers)
+            elif registry.room_of(actor) is None:
+                _reply_error(
+                    actor,
+                    ErrorCode.NOT_IN_ROOM,
+                    f"{message.type!r} needs a room: send GETROOM or ENTERROOM first",
+                )
+            else:
+                _reply_error(
+                    actor,
+                    ErrorCode.NO_PEER,
+                    f"{message.type!r} not delivered: nobody else is in the room",
+                )
+        case protocol.GetRoom():
+            created = registry.create(actor)
+            _announce_departure(actor, created.left)
+            actor.tell(protocol.encode(protocol.GetRoomReply(value=created.room)))
+            log_event(actor, "room-created", created.room)
+        case protocol.EnterRoom(room=room):
+            result = registry.enter(room, actor)
+            _announce_departure(actor, result.left)
+            if isinstance(result, Refused):
+                actor.tell(protocol.encode(protocol.WrongRoom(reason=result.reason)))
+                log_event(actor, "wrongroom", room, reason=result.reason)
+            else:
+                for member in result.already_there:
+                    member.tell(protocol.PEER_JOINED_TEXT)
+                log_event(actor, "room-entered", result.room)
+
+
+def _reply_error(actor: Actor, code: ErrorCode, message: str) -> None:
+    actor.tell(protocol.encode(protocol.Error(code=code, message=message)))
+
+
+def _announce_departure(actor: Actor, departure: Departure[Actor] | None) -> None:
+    if departure is None:
+        return
+    for peer in departure.remaining:
+        peer.tell(protocol.PEER_LEFT_TEXT)
+    log_event(actor, "room-left", departure.room)
+
+
+# ------------------------------------------------------------------ writer
+
+
+async def websocket_info(state: ServerState, ws: WebSocketConnection, actor: Actor) -> None:
+    """Drain the mailbox onto the socket; ping the client when the line is quiet."""
+    settings = state.settings
+    inbox = actor.inbox
+    try:
+        while True:
+            with trio.move_on_after(settings.keepalive_interval) as quiet:
+                text = await inbox.receive()
+            if quiet.cancelled_caught:
+                with trio.move_on_after(settings.keepalive_timeout) as waiting:
+                    await ws.ping()
+                if waiting.cancelled_caught:
+                    actor.kick(
+                        CloseCode.KEEPALIVE_TIMEOUT,
+                        f"no pong within {settings.keepalive_timeout:g}s",
+                    )
+                continue
+            with trio.move_on_after(settings.keepalive_timeout) as sending:
+                await ws.send_message(text)
+            if sending.cancelled_caught:
+                actor.kick(
+                    CloseCode.SLOW_CONSUMER,
+                    f"slow consumer: a send blocked for {settings.keepalive_timeout:g}s",
+                )
+    except ConnectionClosed:
+        return
+
+
+# ------------------------------------------------------------------ terminate
+
+
+def websocket_terminate(state: ServerState, actor: Actor) -> None:
+    """The registration dies with the actor: leave the room, tell who remains."""
+    state.actors.discard(actor)
+    actor.outbox.close()
+    _announce_departure(actor, state.registry.depart(actor))
+
+
+async def _close(ws: WebSocketConnection, actor: Actor) -> None:
+    code = actor.close_code or CloseCode.NORMAL
+    # Shielded but bounded: a peer that never answers cannot hold shutdown hostage.
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+        await ws.aclose(int(code), actor.close_reason or None)

@@ -1,0 +1,280 @@
+"""The front door: one port for the page, the health check and the signaling socket.
+
+h11 reads the request head (with a deadline: slowloris gets nothing). A WebSocket
+upgrade goes to trio-websocket over a stream that replays the bytes h11 already
+read; anything else is a small HTTP/1.1 exchange, answered and closed. Every
+refusal carries its answer: 400 names the parse error, 404, 405, 408, 503.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Iterable
+from typing import Final
+
+import h11
+import orjson
+import trio
+import trio_websocket
+
+from . import static
+from .actor import Actor, next_actor_id
+from .handler import run_actor
+from .state import ServerState
+
+log = logging.getLogger("rtcserver.http")
+
+MAX_HEAD_SIZE: Final = 16 * 1024
+# A read size that takes a whole SDP offer in one system call.
+RECEIVE_BUFFER: Final = 64 * 1024
+LINGER_TIMEOUT: Final = 1.0
+
+SECURITY_HEADERS: Final = [
+    ("X-Content-Type-Options", "nosniff"),
+    # The room number in the URL is the key to the room: never leak it in a Referer.
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
+class ReplayStream(trio.abc.Stream):
+    """A stream that first returns `prefix` (bytes already read), then reads `inner`."""
+
+    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
+        self.inner = inner
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            if max_bytes is None or max_bytes >= len(self._prefix):
+                data, self._prefix = self._prefix, b""
+            else:
+                data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
+            await trio.lowlevel.checkpoint()
+            return data
+        return bytes(await self.inner.receive_some(max_bytes))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def read_head(stream: trio.abc.Stream) -> tuple[h11.Request, bytes] | None:
+    """Read one request head. None if the client closed first; BadRequest if garbage."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+    raw = bytearray()
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise BadRequest(exc.error_status_hint, f"malformed HTTP request: {exc}") from None
+        if event is h11.NEED_DATA:
+            data = bytes(await stream.receive_some(8192))
+            raw += data
+            conn.receive_data(data)
+            continue
+        if isinstance(event, h11.Request):
+            return event, bytes(raw)
+        return None  # ConnectionClosed before a whole head arrived
+
+
+def header(request: h11.Request, name: bytes) -> str | None:
+    for key, value in request.headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def is_websocket_upgrade(request: h11.Request) -> bool:
+    upgrade = (header(request, b"upgrade") or "").lower()
+    connection = (header(request, b"connection") or "").lower()
+    return (
+        request.method == b"GET"
+        and "websocket" in upgrade
+        and "upgrade" in [token.strip() for token in connection.split(",")]
+    )
+
+
+def client_address(stream: trio.abc.Stream, request: h11.Request | None, trust_proxy: bool) -> str:
+    if trust_proxy and request is not None:
+        forwarded = header(request, b"x-forwarded-for")
+        if forwarded:
+            # Our own proxy appends the address it saw; earlier entries are the client's say.
+            return forwarded.split(",")[-1].strip()
+    socket = getattr(stream, "socket", None)
+    if socket is None:
+        return "?"
+    try:
+        peer = socket.getpeername()
+    except OSError:
+        return "?"
+    if isinstance(peer, tuple):
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+def response(
+    status: int,
+    body: bytes = b"",
+    content_type: str = "text/plain; charset=utf-8",
+    extra: Iterable[tuple[str, str]] = (),
+    head_only: bool = False,
+) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection."""
+    phrase = http.HTTPStatus(status).phrase
+    lines = [
+        f"HTTP/1.1 {status} {phrase}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        "Cache-Control: no-cache",
+        *(f"{k}: {v}" for k, v in SECURITY_HEADERS),
+        *(f"{k}: {v}" for k, v in extra),
+    ]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + body
+
+
+def text_response(
+    status: int,
+    message: str,
+    extra: Iterable[tuple[str, str]] = (),
+    head_only: bool = False,
+) -> bytes:
+    body = (message + "\n").encode()
+    return response(status, body, extra=extra, head_only=head_only)
+
+
+async def send_and_linger(stream: trio.abc.Stream, data: bytes) -> None:
+    """Send a response, then drain what the client still sends so close() is no RST."""
+    with trio.move_on_after(LINGER_TIMEOUT):
+        try:
+            await stream.send_all(data)
+            if isinstance(stream, trio.SocketStream):
+                await stream.send_eof()
+            while await stream.receive_some(8192):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def handle_connection(state: ServerState, stream: trio.SocketStream) -> None:
+    """Everything that happens on one accepted TCP connection."""
+    settings = state.settings
+    state.connection_opened()
+    try:
+        with trio.move_on_after(settings.handshake_timeout) as head_deadline:
+            try:
+                head = await read_head(stream)
+            except BadRequest as bad:
+                await send_and_linger(stream, text_response(bad.status, bad.reason))
+                return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+        if head_deadline.cancelled_caught:
+            await send_and_linger(
+                stream,
+                text_response(
+                    408, f"request head not received within {settings.handshake_timeout:g}s"
+                ),
+            )
+            return
+        if head is None:
+            return
+        request, raw = head
+        if state.shutting_down:
+            await send_and_linger(stream, text_response(503, "server is shutting down"))
+            return
+        if state.connections > settings.max_connections:
+            state.counters["refused:max-connections"] += 1
+            await send_and_linger(
+                stream,
+                text_response(
+                    503,
+                    f"too many connections (limit {settings.max_connections})",
+                    extra=[("Retry-After", "5")],
+                ),
+            )
+            return
+        if is_websocket_upgrade(request):
+            await serve_websocket(state, stream, request, raw)
+        else:
+            await send_and_linger(stream, await plain_http(state, request))
+    finally:
+        state.connection_closed()
+        await trio.aclose_forcefully(stream)
+
+
+async def serve_websocket(
+    state: ServerState, stream: trio.SocketStream, request: h11.Request, raw: bytes
+) -> None:
+    settings = state.settings
+    address = client_address(stream, request, settings.trust_proxy)
+    replay = ReplayStream(stream, raw)
+    # The nursery holds trio-websocket's reader task: it cannot outlive this connection.
+    async with trio.open_nursery() as nursery:
+        with trio.move_on_after(settings.handshake_timeout) as handshake:
+            try:
+                ws_request = await trio_websocket.wrap_server_stream(
+                    nursery,
+                    replay,
+                    max_message_size=settings.max_message_size,
+                    receive_buffer_size=RECEIVE_BUFFER,
+                )
+                ws = await ws_request.accept()
+            except trio_websocket.ConnectionClosed:
+                nursery.cancel_scope.cancel()
+                return
+        if handshake.cancelled_caught:
+            nursery.cancel_scope.cancel()
+            return
+        actor = Actor(id=next_actor_id(), address=address, mailbox_size=settings.mailbox_size)
+        await run_actor(state, ws, actor)
+        nursery.cancel_scope.cancel()
+
+
+async def plain_http(state: ServerState, request: h11.Request) -> bytes:
+    method = request.method
+    target = request.target.decode("latin-1")
+    path = target.split("?", 1)[0]
+    head_only = method == b"HEAD"
+    if method not in (b"GET", b"HEAD"):
+        return text_response(
+            405, "only GET and HEAD are served here", extra=[("Allow", "GET, HEAD")]
+        )
+    if path == "/healthz":
+        stats = state.registry.statistics()
+        body = orjson.dumps(
+            {"status": "ok", "connections": len(state.actors), "rooms": stats.rooms}
+        )
+        return response(200, body, "application/json", head_only=head_only)
+    if path == "/config.json":
+        return response(
+            200, orjson.dumps(client_config(state)), "application/json", head_only=head_only
+        )
+    file = static.resolve(state.settings.www, target)
+    if file is None:
+        return text_response(404, "not found", head_only=head_only)
+    body = await trio.Path(file).read_bytes()
+    return response(200, body, static.content_type(file), head_only=head_only)
+
+
+def client_config(state: ServerState) -> dict[str, object]:
+    """What the page needs before it makes a peer connection: its ICE servers."""
+    settings = state.settings
+    ice_servers: list[dict[str, object]] = []
+    if settings.stun:
+        ice_servers.append({"urls": list(settings.stun)})
+    return {"iceServers": ice_servers, "iceTransportPolicy": "all"}

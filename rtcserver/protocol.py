@@ -1,0 +1,185 @@
+"""The wire protocol: what clients may send, what the server answers. Pure, no I/O.
+
+Book-compatible (WebRTC Blueprints, ch. 1): GETROOM and ENTERROOM are handled by
+the server, every other message is relayed verbatim to the room's other member.
+Everything added (PEERJOINED, PEERLEFT, ERROR, reasons) is additive, so the book's
+client, which ignores types it does not know, keeps working.
+
+Decoding looks at the `type` key only, whatever the key order (the book's server
+read the first key); the relay forwards the original text, never a re-encoding.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Final, Literal
+
+import attrs
+import orjson
+from cattrs.preconf.orjson import make_converter
+
+# Room numbers are JSON integers a browser keeps exact (Number.MAX_SAFE_INTEGER).
+MAX_ROOM: Final = 2**53 - 1
+
+
+class ErrorCode(enum.StrEnum):
+    """The `code` of an ERROR message. The connection stays open after each of them."""
+
+    BAD_JSON = "bad-json"  # the text is not JSON
+    NOT_AN_OBJECT = "not-an-object"  # JSON, but not an object
+    BAD_TYPE = "bad-type"  # `type` missing or not a string
+    BINARY_UNSUPPORTED = "binary-unsupported"  # binary frame; the protocol is text
+    NOT_IN_ROOM = "not-in-room"  # a relay message before GETROOM/ENTERROOM
+    NO_PEER = "no-peer"  # a relay message while alone in the room: not delivered
+    RATE_LIMITED = "rate-limited"  # over the message rate; dropped, close 1008 if it goes on
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the server sends, with what each one means."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # the server is shutting down
+    POLICY_VIOLATION = 1008  # kept flooding past the rate limit
+    MESSAGE_TOO_BIG = 1009  # a message over max_message_size
+    INTERNAL_ERROR = 1011  # the connection's actor crashed (logged); others unaffected
+    SLOW_CONSUMER = 4000  # the client stopped reading: mailbox full or send stuck
+    KEEPALIVE_TIMEOUT = 4001  # no pong within keepalive_timeout
+
+
+class WrongRoomReason(enum.StrEnum):
+    NO_SUCH_ROOM = "no-such-room"
+    ROOM_FULL = "room-full"
+    INVALID_ROOM = "invalid-room"  # not an integer in 1..2^53-1
+    ALREADY_IN_ROOM = "already-in-room"
+
+
+# ---------------------------------------------------------------- server messages
+
+
+# `type` comes first in every reply, as in the book's server; kw_only lets it lead
+# (the class default is the only value it ever takes).
+
+
+@attrs.frozen(kw_only=True)
+class GetRoomReply:
+    type: Literal["GETROOM"] = attrs.field(default="GETROOM")
+    value: int
+
+
+@attrs.frozen(kw_only=True)
+class WrongRoom:
+    type: Literal["WRONGROOM"] = attrs.field(default="WRONGROOM")
+    reason: WrongRoomReason
+
+
+@attrs.frozen(kw_only=True)
+class PeerJoined:
+    type: Literal["PEERJOINED"] = attrs.field(default="PEERJOINED")
+
+
+@attrs.frozen(kw_only=True)
+class PeerLeft:
+    type: Literal["PEERLEFT"] = attrs.field(default="PEERLEFT")
+
+
+@attrs.frozen(kw_only=True)
+class Error:
+    type: Literal["ERROR"] = attrs.field(default="ERROR")
+    code: ErrorCode
+    message: str
+
+
+ServerMessage = GetRoomReply | WrongRoom | PeerJoined | PeerLeft | Error
+
+_converter = make_converter()
+
+
+def encode(message: ServerMessage) -> str:
+    """Serialise a server message to the text of one WebSocket frame."""
+    return orjson.dumps(_converter.unstructure(message)).decode()
+
+
+# Messages with no fields are the same text every time: encode them once.
+PEER_JOINED_TEXT: Final = encode(PeerJoined())
+PEER_LEFT_TEXT: Final = encode(PeerLeft())
+
+
+# ---------------------------------------------------------------- client messages
+
+
+@attrs.frozen
+class GetRoom:
+    """`{"type":"GETROOM","value":""}`: make a new room and become its first member."""
+
+
+@attrs.frozen
+class EnterRoom:
+    """`{"type":"ENTERROOM","value":N}`: `room` is None when N is not a valid room number."""
+
+    room: int | None
+
+
+@attrs.frozen
+class Relay:
+    """Any other type: forwarded verbatim to the other member(s)."""
+
+    type: str
+    fields: dict[str, Any]
+
+
+ClientMessage = GetRoom | EnterRoom | Relay
+
+
+@attrs.frozen
+class ProtocolError(Exception):
+    """A message the server cannot act on; `reply` is the ERROR to answer with."""
+
+    code: ErrorCode
+    message: str
+
+    @property
+    def reply(self) -> Error:
+        return Error(code=self.code, message=self.message)
+
+
+def room_number(value: object) -> int | None:
+    """The room number `value` names, or None. Only true JSON integers in range count:
+    not bools, floats, strings, or numbers a browser would round."""
+    if type(value) is int and 1 <= value <= MAX_ROOM:
+        return value
+    return None
+
+
+def decode(text: str) -> ClientMessage:
+    """Classify one text frame from a client. Raises ProtocolError for bad input."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(
+            ErrorCode.NOT_AN_OBJECT, f"a message must be a JSON object, not {_json_kind(obj)}"
+        )
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        what = "missing" if "type" not in obj else f"a {_json_kind(kind)}"
+        raise ProtocolError(ErrorCode.BAD_TYPE, f"`type` must be a string; it is {what}")
+    if kind == "GETROOM":
+        return GetRoom()
+    if kind == "ENTERROOM":
+        return EnterRoom(room=room_number(obj.get("value")))
+    return Relay(type=kind, fields=obj)
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -1,0 +1,134 @@
+"""The room registry: gproc's job, as a pure synchronous object.
+
+Maps room numbers to their members and members to their room. Nothing here awaits,
+so no two operations can interleave: check-and-join is atomic by construction
+(invariant 2). Nothing here does I/O either; callers get back *who* must be told
+what (the peers that remain after a departure, the members that see a newcomer)
+and do the telling themselves.
+
+"A registration dies with its actor" (invariant 1) is kept by the connection actor,
+which calls `depart` in the `finally` that ends its life; `depart` is idempotent.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+import attrs
+
+from .protocol import MAX_ROOM, WrongRoomReason
+
+A = TypeVar("A", bound=Hashable)
+
+
+def draw_room_number() -> int:
+    """A room number from a CSPRNG, 1..2^53-1: unguessable, and exact in a browser."""
+    return secrets.randbelow(MAX_ROOM) + 1
+
+
+@attrs.frozen
+class Departure(Generic[A]):
+    """`actor` left `room`; `remaining` are the members to tell (PEERLEFT)."""
+
+    room: int
+    remaining: tuple[A, ...]
+
+
+@attrs.frozen
+class Created(Generic[A]):
+    room: int
+    left: Departure[A] | None  # the room the creator was in before, if any
+
+
+@attrs.frozen
+class Entered(Generic[A]):
+    room: int
+    already_there: tuple[A, ...]  # to tell PEERJOINED
+    left: Departure[A] | None
+
+
+@attrs.frozen
+class Refused(Generic[A]):
+    reason: WrongRoomReason
+    left: Departure[A] | None
+
+
+@attrs.frozen
+class RegistryStats:
+    rooms: int
+    members: int
+
+
+class Registry(Generic[A]):
+    """Rooms of at most `capacity` members; every member is in at most one room."""
+
+    def __init__(self, capacity: int = 2, draw: Callable[[], int] = draw_room_number) -> None:
+        if capacity < 2:
+            raise ValueError("a room needs space for at least two members")
+        self.capacity = capacity
+        self._draw = draw
+        self._rooms: dict[int, list[A]] = {}
+        self._room_of: dict[A, int] = {}
+
+    # ------------------------------------------------------------------ queries
+
+    def room_of(self, actor: A) -> int | None:
+        return self._room_of.get(actor)
+
+    def members(self, room: int) -> tuple[A, ...]:
+        return tuple(self._rooms.get(room, ()))
+
+    def peers_of(self, actor: A) -> tuple[A, ...]:
+        """The other members of `actor`'s room (empty when it is in none)."""
+        room = self._room_of.get(actor)
+        if room is None:
+            return ()
+        return tuple(m for m in self._rooms[room] if m != actor)
+
+    def rooms(self) -> dict[int, tuple[A, ...]]:
+        return {room: tuple(members) for room, members in self._rooms.items()}
+
+    def statistics(self) -> RegistryStats:
+        return RegistryStats(rooms=len(self._rooms), members=len(self._room_of))
+
+    # ------------------------------------------------------------------ changes
+
+    def create(self, actor: A) -> Created[A]:
+        """Make a new room with `actor` as its first member (leaving its old room)."""
+        left = self.depart(actor)
+        room = self._draw()
+        while room in self._rooms:  # unique among live rooms
+            room = self._draw()
+        self._rooms[room] = [actor]
+        self._room_of[actor] = room
+        return Created(room=room, left=left)
+
+    def enter(self, room: int | None, actor: A) -> Entered[A] | Refused[A]:
+        """Join `room` if it exists and has space: checked and done in one step."""
+        if room is not None and self._room_of.get(actor) == room:
+            return Refused(reason=WrongRoomReason.ALREADY_IN_ROOM, left=None)
+        left = self.depart(actor)
+        if room is None:
+            return Refused(reason=WrongRoomReason.INVALID_ROOM, left=left)
+        members = self._rooms.get(room)
+        if members is None:
+            return Refused(reason=WrongRoomReason.NO_SUCH_ROOM, left=left)
+        if len(members) >= self.capacity:
+            return Refused(reason=WrongRoomReason.ROOM_FULL, left=left)
+        already_there = tuple(members)
+        members.append(actor)
+        self._room_of[actor] = room
+        return Entered(room=room, already_there=already_there, left=left)
+
+    def depart(self, actor: A) -> Departure[A] | None:
+        """Remove `actor` from its room, if any. Empty rooms die. Idempotent."""
+        room = self._room_of.pop(actor, None)
+        if room is None:
+            return None
+        members = self._rooms[room]
+        members.remove(actor)
+        if not members:
+            del self._rooms[room]
+        return Departure(room=room, remaining=tuple(members))

@@ -1,0 +1,43 @@
+"""What all connections share: settings, the registry, the live actors and counters.
+
+Owned by the app; handed to every connection. Only synchronous code touches it, so
+no locks are needed: Trio switches tasks only at awaits.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import attrs
+import trio
+
+from .actor import Actor
+from .config import Settings
+from .registry import Registry
+
+
+@attrs.define(eq=False)
+class ServerState:
+    settings: Settings
+    registry: Registry[Actor]
+    actors: set[Actor] = attrs.field(factory=set)
+    # Open TCP connections, HTTP and WebSocket alike (max_connections counts these).
+    connections: int = 0
+    shutting_down: bool = False
+    # Set each time the last connection closes: shutdown waits on it.
+    idle: trio.Event = attrs.field(factory=trio.Event)
+    counters: collections.Counter[str] = attrs.field(factory=collections.Counter)
+
+    @classmethod
+    def create(cls, settings: Settings) -> ServerState:
+        return cls(settings=settings, registry=Registry(capacity=settings.room_capacity))
+
+    def connection_opened(self) -> None:
+        self.connections += 1
+        if self.idle.is_set():
+            self.idle = trio.Event()
+
+    def connection_closed(self) -> None:
+        self.connections -= 1
+        if self.connections == 0:
+            self.idle.set()
