@@ -18,6 +18,8 @@ import trio
 from .protocol import CloseCode
 
 _ids: Final = itertools.count(1)
+# Seconds a frame already being written may take to finish once the actor is kicked.
+KICK_GRACE: Final = 1.0
 
 
 def next_actor_id() -> int:
@@ -37,6 +39,10 @@ class Actor:
     scope: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     close_code: CloseCode | None = attrs.field(init=False, default=None)
     close_reason: str = attrs.field(init=False, default="")
+    # The shielded scope of a frame being written right now (see `kick`), and whether
+    # a frame was ever cut in half: then no close frame can follow, only a TCP close.
+    sending: trio.CancelScope | None = attrs.field(init=False, default=None)
+    frame_cut: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         self.outbox, self.inbox = trio.open_memory_channel[str](self.mailbox_size)
@@ -59,10 +65,16 @@ class Actor:
         return True
 
     def kick(self, code: CloseCode, reason: str) -> None:
-        """End this actor from anywhere, synchronously. The first reason given wins."""
+        """End this actor from anywhere, synchronously. The first reason given wins.
+
+        A frame already on its way gets `KICK_GRACE` seconds to finish: cutting it
+        would corrupt the stream, and the close frame with `code` could not follow.
+        """
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+        if self.sending is not None:
+            self.sending.deadline = min(self.sending.deadline, trio.current_time() + KICK_GRACE)
         self.scope.cancel()
 
     @property

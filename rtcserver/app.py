@@ -70,10 +70,14 @@ async def serve(
             await supervisor.temporary("connection", handle_connection, state, stream)
 
         async def accept_loop() -> None:
-            with server.accepting:
-                await trio.serve_listeners(one_connection, listeners, handler_nursery=nursery)
+            await trio.serve_listeners(one_connection, listeners, handler_nursery=nursery)
 
-        nursery.start_soon(supervisor.permanent, "listener", accept_loop)
+        async def listen() -> None:
+            # Cancelling `accepting` (shutdown) stops the listener for good, restarts too.
+            with server.accepting:
+                await supervisor.permanent("listener", accept_loop)
+
+        nursery.start_soon(listen)
         task_status.started(server)
     for listener in listeners:
         await listener.aclose()

@@ -13,6 +13,7 @@ One screen holds a connection's whole life, named like Cowboy's callbacks:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
@@ -27,7 +28,7 @@ from .state import ServerState
 log = logging.getLogger("rtcserver")
 
 # How long a closing handshake may take before the socket is simply dropped.
-CLOSE_TIMEOUT = 2.0
+CLOSE_TIMEOUT = 1.0
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:
@@ -49,7 +50,7 @@ async def run_actor(state: ServerState, ws: WebSocketConnection, actor: Actor) -
     try:
         with actor.scope:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_until_done, websocket_info(state, ws, actor), nursery)
+                nursery.start_soon(_write_until_done, state, ws, actor, nursery)
                 await websocket_handle(state, ws, actor)
                 nursery.cancel_scope.cancel()
     except Exception:
@@ -69,9 +70,11 @@ async def run_actor(state: ServerState, ws: WebSocketConnection, actor: Actor) -
     )
 
 
-async def _until_done(work: object, nursery: trio.Nursery) -> None:
+async def _write_until_done(
+    state: ServerState, ws: WebSocketConnection, actor: Actor, nursery: trio.Nursery
+) -> None:
     # Whichever loop ends first ends the connection.
-    await work  # type: ignore[misc]
+    await websocket_info(state, ws, actor)
     nursery.cancel_scope.cancel()
 
 
@@ -177,23 +180,35 @@ async def websocket_info(state: ServerState, ws: WebSocketConnection, actor: Act
             with trio.move_on_after(settings.keepalive_interval) as quiet:
                 text = await inbox.receive()
             if quiet.cancelled_caught:
-                with trio.move_on_after(settings.keepalive_timeout) as waiting:
-                    await ws.ping()
-                if waiting.cancelled_caught:
+                if not await _write(actor, ws.ping(), settings.keepalive_timeout):
                     actor.kick(
                         CloseCode.KEEPALIVE_TIMEOUT,
                         f"no pong within {settings.keepalive_timeout:g}s",
                     )
                 continue
-            with trio.move_on_after(settings.keepalive_timeout) as sending:
-                await ws.send_message(text)
-            if sending.cancelled_caught:
+            if not await _write(actor, ws.send_message(text), settings.keepalive_timeout):
                 actor.kick(
                     CloseCode.SLOW_CONSUMER,
                     f"slow consumer: a send blocked for {settings.keepalive_timeout:g}s",
                 )
     except ConnectionClosed:
         return
+
+
+async def _write(actor: Actor, operation: Awaitable[None], timeout: float) -> bool:
+    """Run one socket write (or ping) whole, or time out. Cancellation cannot cut it in
+    half (that would corrupt the stream); `Actor.kick` shortens its deadline instead.
+    Returns False on timeout, after which the stream is only fit to be dropped."""
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout) as scope:
+        actor.sending = scope
+        try:
+            await operation
+        finally:
+            actor.sending = None
+    if scope.cancelled_caught:
+        actor.frame_cut = True
+        return False
+    return True
 
 
 # ------------------------------------------------------------------ terminate
@@ -207,6 +222,8 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
 
 
 async def _close(ws: WebSocketConnection, actor: Actor) -> None:
+    if actor.frame_cut:
+        return  # no close frame can follow half a frame; the caller drops the TCP stream
     code = actor.close_code or CloseCode.NORMAL
     # Shielded but bounded: a peer that never answers cannot hold shutdown hostage.
     with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):

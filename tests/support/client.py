@@ -1,0 +1,82 @@
+"""A small WebSocket test client: JSON in, JSON out, every wait with a deadline."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import trio
+from trio_websocket import (
+    CloseReason,
+    ConnectionClosed,
+    WebSocketConnection,
+    open_websocket_url,
+)
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class Client:
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self.ws = ws
+
+    async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        if isinstance(message, dict):
+            message = orjson.dumps(message).decode()
+        await self.ws.send_message(message)
+
+    async def recv_text(self, timeout: float = DEFAULT_TIMEOUT) -> str:
+        with trio.fail_after(timeout):
+            message = await self.ws.get_message()
+        assert isinstance(message, str), f"expected a text frame, got {message!r}"
+        return message
+
+    async def recv(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        value = orjson.loads(await self.recv_text(timeout))
+        assert isinstance(value, dict)
+        return value
+
+    async def expect(self, kind: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        message = await self.recv(timeout)
+        assert message.get("type") == kind, f"expected {kind}, got {message}"
+        return message
+
+    async def expect_nothing(self, within: float = 0.3) -> None:
+        """Assert no message arrives within `within` seconds (used for 'never echoed')."""
+        with trio.move_on_after(within):
+            message = await self.ws.get_message()
+            raise AssertionError(f"expected no message, got {message!r}")
+
+    async def expect_close(self, timeout: float = DEFAULT_TIMEOUT) -> CloseReason:
+        with trio.fail_after(timeout):
+            while True:
+                try:
+                    await self.ws.get_message()
+                except ConnectionClosed as closed:
+                    assert closed.reason is not None
+                    return closed.reason
+
+    async def create_room(self) -> int:
+        await self.send({"type": "GETROOM", "value": ""})
+        reply = await self.expect("GETROOM")
+        room = reply["value"]
+        assert isinstance(room, int)
+        return room
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str, **kwargs: Any) -> AsyncIterator[Client]:
+    async with open_websocket_url(url, **kwargs) as ws:
+        yield Client(ws)
+
+
+async def make_pair(stack: contextlib.AsyncExitStack, url: str) -> tuple[Client, Client, int]:
+    """Two clients in one fresh room: the creator (after PEERJOINED) and the joiner."""
+    creator = await stack.enter_async_context(connect(url))
+    joiner = await stack.enter_async_context(connect(url))
+    room = await creator.create_room()
+    await joiner.send({"type": "ENTERROOM", "value": room})
+    await creator.expect("PEERJOINED")
+    return creator, joiner, room
