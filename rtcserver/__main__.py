@@ -18,8 +18,17 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    trio.run(run, settings)
-    return 0
+    failures: list[BaseException] = []
+    try:
+        trio.run(run, settings)
+    except* OSError as group:
+        failures.extend(group.exceptions)
+    for error in failures:
+        # Most often the port is taken: say so in one line, not a traceback.
+        print(
+            f"rtcserver: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr
+        )
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ async def read_head(stream: trio.abc.Stream) -> tuple[h11.Request, bytes] | None
             conn.receive_data(data)
             continue
         if isinstance(event, h11.Request):
+            if event.http_version not in (b"1.0", b"1.1"):
+                version = event.http_version.decode("latin-1")
+                raise BadRequest(505, f"malformed HTTP request: unsupported HTTP/{version}")
             return event, bytes(raw)
         return None  # ConnectionClosed before a whole head arrived
 

@@ -87,7 +87,7 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"server did not exit within {timeout}s of signal {sig}")
+            raise AssertionError(f"server did not exit within {timeout}s of signal {sig}") from None
 
 
 @contextlib.contextmanager

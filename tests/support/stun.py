@@ -204,6 +204,7 @@ class StunClient:
         first = challenge.error()
         if first is None or first[0] != 401:
             raise AssertionError(f"expected a 401 challenge, got {challenge}")
+        refusal = Refused(*first)
         for _ in range(2):  # a second round only if the nonce went stale (438)
             realm = _text(challenge, REALM)
             key = long_term_key(username, realm, password)
@@ -212,9 +213,7 @@ class StunClient:
                 (REALM, realm.encode()),
                 (NONCE, _text(challenge, NONCE).encode()),
             ]
-            answer = self._expect(
-                encode(ALLOCATE_REQUEST, _txid(), transport + credentials, key)
-            )
+            answer = self._expect(encode(ALLOCATE_REQUEST, _txid(), transport + credentials, key))
             if answer.type == ALLOCATE_SUCCESS:
                 if not answer.integrity_ok(key):
                     raise AssertionError("allocation granted, but not signed with our key")
@@ -228,10 +227,11 @@ class StunClient:
             error = answer.error()
             if answer.type != ALLOCATE_ERROR or error is None:
                 raise AssertionError(f"unexpected answer to Allocate: {answer}")
-            if error[0] != 438:
-                return Refused(*error)
+            refusal = Refused(*error)
+            if refusal.code != 438:
+                return refusal
             challenge = answer
-        return Refused(*error)
+        return refusal
 
     def _expect(self, message: bytes) -> StunMessage:
         answer = self.request(message)

@@ -1,0 +1,60 @@
+"""Options: one Settings class holds every default; env vars and flags override it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import attrs
+import pytest
+
+from rtcserver.config import Settings, load_settings
+
+
+def test_defaults_come_from_settings() -> None:
+    settings = load_settings([], environ={})
+    assert settings == Settings()
+    assert settings.port == 30000
+
+
+def test_environment_overrides_defaults_and_flags_override_environment() -> None:
+    env = {"RTCSERVER_PORT": "4000", "RTCSERVER_MAILBOX_SIZE": "9", "RTCSERVER_TRUST_PROXY": "1"}
+    settings = load_settings([], environ=env)
+    assert (settings.port, settings.mailbox_size, settings.trust_proxy) == (4000, 9, True)
+    settings = load_settings(["--port", "5000", "--no-trust-proxy"], environ=env)
+    assert (settings.port, settings.mailbox_size, settings.trust_proxy) == (5000, 9, False)
+
+
+def test_lists_are_comma_separated_and_empty_means_none() -> None:
+    settings = load_settings(["--stun", "stun:a:1, stun:b:2"], environ={})
+    assert settings.stun == ("stun:a:1", "stun:b:2")
+    assert load_settings(["--stun", ""], environ={}).stun == ()
+
+
+def test_every_setting_has_a_flag_an_env_var_and_help() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "rtcserver", "--help"], capture_output=True, text=True, check=True
+    )
+    for field in attrs.fields(Settings):
+        assert "--" + field.name.replace("_", "-") in completed.stdout
+        assert "RTCSERVER_" + field.name.upper() in completed.stdout
+        assert field.metadata["help"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port", "70000"],
+        ["--port", "many"],
+        ["--mailbox-size", "0"],
+        ["--room-capacity", "1"],
+        ["--keepalive-timeout", "0"],
+        ["--log-level", "loud"],
+    ],
+)
+def test_bad_values_are_refused_with_a_message(argv: list[str]) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "rtcserver", *argv], capture_output=True, text=True, timeout=30
+    )
+    assert completed.returncode == 2
+    assert "error:" in completed.stderr
