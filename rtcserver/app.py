@@ -9,6 +9,7 @@ registry, and which `shutdown()` drains: stop accepting, close every WebSocket w
 from __future__ import annotations
 
 import logging
+import ssl
 
 import attrs
 import trio
@@ -26,13 +27,17 @@ log = logging.getLogger("rtcserver")
 class Server:
     state: ServerState
     supervisor: Supervisor
-    listeners: list[trio.SocketListener]
+    listeners: list[trio.abc.Listener[trio.abc.Stream]]
     nursery: trio.Nursery
     accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     @property
     def port(self) -> int:
-        return int(self.listeners[0].socket.getsockname()[1])
+        listener = self.listeners[0]
+        if isinstance(listener, trio.SSLListener):
+            listener = listener.transport_listener
+        assert isinstance(listener, trio.SocketListener)
+        return int(listener.socket.getsockname()[1])
 
     @property
     def settings(self) -> Settings:
@@ -62,11 +67,11 @@ async def serve(
     """Run the server until `Server.shutdown()` (or a supervisor escalation) ends it."""
     state = ServerState.create(settings)
     supervisor = Supervisor()
-    listeners = await trio.open_tcp_listeners(settings.port, host=settings.host or None)
+    listeners = await open_listeners(settings)
     async with trio.open_nursery() as nursery:
         server = Server(state=state, supervisor=supervisor, listeners=listeners, nursery=nursery)
 
-        async def one_connection(stream: trio.SocketStream) -> None:
+        async def one_connection(stream: trio.abc.Stream) -> None:
             await supervisor.temporary("connection", handle_connection, state, stream)
 
         async def accept_loop() -> None:
@@ -83,13 +88,30 @@ async def serve(
         await listener.aclose()
 
 
+async def open_listeners(settings: Settings) -> list[trio.abc.Listener[trio.abc.Stream]]:
+    """TCP listeners, wrapped in TLS when a certificate is configured (HTTPS and WSS
+    then share the port, as HTTP and WS do without it)."""
+    host = settings.host or None
+    if not settings.tls:
+        return list(await trio.open_tcp_listeners(settings.port, host=host))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    context.set_alpn_protocols(["http/1.1"])
+    return list(
+        await trio.open_ssl_over_tcp_listeners(
+            settings.port, context, host=host, https_compatible=True
+        )
+    )
+
+
 def display_url(server: Server) -> str:
     host = server.settings.host
     if host in ("", "0.0.0.0", "::"):
         host = "localhost"
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{server.port}/"
+    scheme = "https" if server.settings.tls else "http"
+    return f"{scheme}://{host}:{server.port}/"
 
 
 async def main(settings: Settings) -> None:

@@ -84,6 +84,49 @@ class Settings:
         "STUN URLs handed to browsers (empty string for none)",
     )
 
+    turn: tuple[str, ...] = _tuple_opt(
+        (), "TURN URLs handed to browsers, e.g. turn:turn.example.org:3478?transport=udp"
+    )
+    turn_secret: str = _opt(
+        "", "shared secret of the TURN server (coturn use-auth-secret); never sent to clients"
+    )
+    turn_ttl: int = _opt(86400, "seconds a client's ephemeral TURN credentials stay valid")
+    relay_only: bool = _opt(
+        False, "tell browsers to use only TURN relays (iceTransportPolicy relay), to test TURN"
+    )
+    tls_cert: str = _opt("", "PEM certificate chain: serve HTTPS and WSS on the same port")
+    tls_key: str = _opt("", "PEM private key for --tls-cert")
+    auth_secret: str = _opt(
+        "",
+        "token mode: WebSockets must present an HS256 token signed with this secret "
+        "(at least 32 bytes), as ?token= or a first AUTH message",
+    )
+    users_file: str = _opt(
+        "",
+        "password mode: a users file of scrypt hashes (tools/users.py); clients send "
+        "AUTH with name and password first",
+    )
+    allowed_origins: tuple[str, ...] = _tuple_opt(
+        (),
+        "browser origins allowed besides the server's own (e.g. https://app.example.org); "
+        "others get 403",
+    )
+    require_origin: bool = _opt(
+        False, "refuse WebSocket clients that send no Origin header (tools, native apps)"
+    )
+
+    @property
+    def auth_mode(self) -> str | None:
+        if self.auth_secret:
+            return "token"
+        if self.users_file:
+            return "password"
+        return None
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in attrs.fields(cls)]
@@ -196,4 +239,41 @@ def validate(settings: Settings) -> str | None:
         return "rate_limit must be >= 0 and rate_burst >= 1"
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
         return "log_level must be debug, info, warning or error"
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        return "tls_cert and tls_key go together"
+    for name in ("tls_cert", "tls_key", "users_file"):
+        value = getattr(settings, name)
+        if value and not Path(value).is_file():
+            return f"{name}: no such file: {value}"
+    if settings.auth_secret and settings.users_file:
+        return "choose one of auth_secret (token mode) and users_file (password mode)"
+    if settings.auth_secret and len(settings.auth_secret.encode()) < 32:
+        return "auth_secret must be at least 32 bytes"
+    if settings.turn and not settings.turn_secret:
+        return "turn needs turn_secret (the TURN server's use-auth-secret)"
+    if settings.turn_ttl < 60:
+        return "turn_ttl must be at least 60 seconds"
+    try:
+        from .turn import ice_servers  # the URL rules live with the credential maths
+
+        ice_servers(settings.stun, settings.turn, settings.turn_secret, settings.turn_ttl, "x", 0)
+    except ValueError as exc:
+        return f"stun/turn: {exc}"
+    for origin in settings.allowed_origins:
+        if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            return f"allowed_origins: {origin!r} is not an origin like https://host[:port]"
     return None
+
+
+def ice_config(settings: Settings, user_id: str, now: float) -> dict[str, Any]:
+    """What a browser passes to `new RTCPeerConnection(...)`: STUN as configured, TURN
+    with ephemeral credentials for `user_id` (the secret itself never leaves)."""
+    from .turn import ice_servers
+
+    servers = ice_servers(
+        settings.stun, settings.turn, settings.turn_secret, settings.turn_ttl, user_id, now
+    )
+    return {
+        "iceServers": [dict(server) for server in servers],
+        "iceTransportPolicy": "relay" if settings.relay_only else "all",
+    }

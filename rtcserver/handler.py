@@ -1,6 +1,7 @@
 """The connection actor: the book's `handler_websocket`, on Trio.
 
 One screen holds a connection's whole life, named like Cowboy's callbacks:
+- `websocket_init`: authenticate (when the server asks for it) before anything else.
 - `websocket_handle`: the reader loop, in the actor's own task, decodes each frame
   and acts on it synchronously (registry changes, `tell`s). It never awaits another
   actor, so it never stops draining its socket.
@@ -8,19 +9,24 @@ One screen holds a connection's whole life, named like Cowboy's callbacks:
   and pings the client when it has been quiet.
 - `websocket_terminate`: the `finally`, which always runs, takes the actor out of its
   room and tells the peers (PEERLEFT) before the socket is closed.
+`Session` is the book's `#state{}` record.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable
 
+import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from . import protocol
 from .actor import Actor
-from .protocol import CloseCode, ErrorCode
+from .auth import AuthFailed, Identity
+from .config import ice_config
+from .protocol import CloseCode, ErrorCode, WrongRoomReason
 from .ratelimit import TokenBucket
 from .registry import Departure, Refused
 from .state import ServerState
@@ -29,6 +35,16 @@ log = logging.getLogger("rtcserver")
 
 # How long a closing handshake may take before the socket is simply dropped.
 CLOSE_TIMEOUT = 1.0
+
+
+@attrs.define(eq=False)
+class Session:
+    """What one connection knows about itself (the book's `#state{}`)."""
+
+    actor: Actor
+    identity: Identity | None  # None: must authenticate before anything else
+    bucket: TokenBucket
+    warned: bool = False  # told `rate-limited` once; the next excess closes
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:
@@ -43,15 +59,27 @@ def log_event(actor: Actor, event: str, room: int | None = None, **extra: object
     )
 
 
-async def run_actor(state: ServerState, ws: WebSocketConnection, actor: Actor) -> None:
+async def run_actor(
+    state: ServerState, ws: WebSocketConnection, actor: Actor, identity: Identity | None
+) -> None:
     """Serve one WebSocket until either side ends it; then leave the room and close."""
+    settings = state.settings
+    session = Session(
+        actor=actor,
+        identity=identity,
+        bucket=TokenBucket(rate=settings.rate_limit, burst=settings.rate_burst),
+    )
     state.actors.add(actor)
-    log_event(actor, "open")
+    if identity is not None and identity.name:
+        log_event(actor, "open", user=identity.name)
+    else:
+        log_event(actor, "open")
     try:
         with actor.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_write_until_done, state, ws, actor, nursery)
-                await websocket_handle(state, ws, actor)
+                if await websocket_init(state, ws, session):
+                    await websocket_handle(state, ws, session)
                 nursery.cancel_scope.cancel()
     except Exception:
         log.exception("conn=%d addr=%s event=crash", actor.id, actor.address)
@@ -60,7 +88,7 @@ async def run_actor(state: ServerState, ws: WebSocketConnection, actor: Actor) -
             actor.close_code, actor.close_reason = CloseCode.INTERNAL_ERROR, "internal error"
     finally:
         websocket_terminate(state, actor)
-    await _close(ws, actor)
+    await _flush_and_close(ws, actor)
     closed = ws.closed
     log_event(
         actor,
@@ -78,24 +106,72 @@ async def _write_until_done(
     nursery.cancel_scope.cancel()
 
 
+# ------------------------------------------------------------------ init
+
+
+async def websocket_init(state: ServerState, ws: WebSocketConnection, session: Session) -> bool:
+    """When the server wants to know who is connecting and the URL did not say, the
+    first message must be AUTH. Nothing else is processed before it succeeds."""
+    if session.identity is not None:
+        return True
+    actor = session.actor
+    timeout = state.settings.handshake_timeout
+    with trio.move_on_after(timeout) as deadline:
+        try:
+            first = await ws.get_message()
+        except ConnectionClosed:
+            return False
+    if deadline.cancelled_caught:
+        return _refuse(actor, ErrorCode.AUTH_REQUIRED, f"no AUTH within {timeout:g}s")
+    message: protocol.ClientMessage | None = None
+    if isinstance(first, str):
+        try:
+            message = protocol.decode(first)
+        except protocol.ProtocolError:
+            message = None
+    if not isinstance(message, protocol.Auth):
+        return _refuse(actor, ErrorCode.AUTH_REQUIRED, "this server needs AUTH first")
+    gatekeeper = state.gatekeeper
+    fields = message.fields
+    try:
+        if gatekeeper.mode == "token":
+            token = fields.get("token")
+            session.identity = gatekeeper.check_token(token if isinstance(token, str) else None)
+        else:
+            session.identity = await gatekeeper.check_password(
+                fields.get("name"), fields.get("password"), actor.address
+            )
+    except AuthFailed as failure:
+        return _refuse(actor, ErrorCode(failure.code), failure.message)
+    actor.tell(protocol.encode(protocol.AuthReply(name=session.identity.name)))
+    log_event(actor, "authenticated", user=session.identity.name)
+    return True
+
+
+def _refuse(actor: Actor, code: ErrorCode, message: str) -> bool:
+    _reply_error(actor, code, message)
+    actor.close_code, actor.close_reason = CloseCode.POLICY_VIOLATION, code.value
+    log_event(actor, "auth-refused", code=code.value)
+    return False
+
+
 # ------------------------------------------------------------------ reader
 
 
-async def websocket_handle(state: ServerState, ws: WebSocketConnection, actor: Actor) -> None:
+async def websocket_handle(state: ServerState, ws: WebSocketConnection, session: Session) -> None:
+    actor = session.actor
     settings = state.settings
-    bucket = TokenBucket(rate=settings.rate_limit, burst=settings.rate_burst)
-    warned = False
     while True:
         try:
             message = await ws.get_message()
         except ConnectionClosed:
             return
         now = trio.current_time()
-        if not bucket.take(now):
-            if warned:
+        if not session.bucket.take(now):
+            if session.warned:
                 actor.kick(CloseCode.POLICY_VIOLATION, "message rate limit exceeded")
                 return
-            warned = True
+            session.warned = True
             _reply_error(
                 actor,
                 ErrorCode.RATE_LIMITED,
@@ -103,17 +179,18 @@ async def websocket_handle(state: ServerState, ws: WebSocketConnection, actor: A
                 "keep going and the connection is closed (1008)",
             )
             continue
-        if warned and bucket.is_full(now):
-            warned = False
+        if session.warned and session.bucket.is_full(now):
+            session.warned = False
         if isinstance(message, bytes):
             _reply_error(actor, ErrorCode.BINARY_UNSUPPORTED, "binary frames are not supported")
             continue
-        dispatch(state, actor, message)
+        dispatch(state, session, message)
 
 
-def dispatch(state: ServerState, actor: Actor, text: str) -> None:
+def dispatch(state: ServerState, session: Session, text: str) -> None:
     """Act on one text frame. Synchronous: it cannot interleave with another."""
     registry = state.registry
+    actor = session.actor
     try:
         message = protocol.decode(text)
     except protocol.ProtocolError as error:
@@ -145,6 +222,11 @@ def dispatch(state: ServerState, actor: Actor, text: str) -> None:
             actor.tell(protocol.encode(protocol.GetRoomReply(value=created.room)))
             log_event(actor, "room-created", created.room)
         case protocol.EnterRoom(room=room):
+            identity = session.identity
+            if room is not None and identity is not None and not identity.may_enter(room):
+                actor.tell(protocol.encode(protocol.WrongRoom(reason=WrongRoomReason.FORBIDDEN)))
+                log_event(actor, "wrongroom", room, reason=WrongRoomReason.FORBIDDEN)
+                return
             result = registry.enter(room, actor)
             _announce_departure(actor, result.left)
             if isinstance(result, Refused):
@@ -154,6 +236,16 @@ def dispatch(state: ServerState, actor: Actor, text: str) -> None:
                 for member in result.already_there:
                     member.tell(protocol.PEER_JOINED_TEXT)
                 log_event(actor, "room-entered", result.room)
+        case protocol.GetConfig():
+            config = ice_config(state.settings, _turn_user(session), time.time())
+            actor.tell(protocol.encode(protocol.Config(**config)))
+        case protocol.Auth():
+            _reply_error(actor, ErrorCode.AUTH_FAILED, "already authenticated (or no auth here)")
+
+
+def _turn_user(session: Session) -> str:
+    name = session.identity.name if session.identity else None
+    return f"{name or 'conn'}-{session.actor.id}"
 
 
 def _reply_error(actor: Actor, code: ErrorCode, message: str) -> None:
@@ -191,7 +283,7 @@ async def websocket_info(state: ServerState, ws: WebSocketConnection, actor: Act
                     CloseCode.SLOW_CONSUMER,
                     f"slow consumer: a send blocked for {settings.keepalive_timeout:g}s",
                 )
-    except ConnectionClosed:
+    except (ConnectionClosed, trio.EndOfChannel):
         return
 
 
@@ -221,10 +313,21 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
     _announce_departure(actor, state.registry.depart(actor))
 
 
-async def _close(ws: WebSocketConnection, actor: Actor) -> None:
+async def _flush_and_close(ws: WebSocketConnection, actor: Actor) -> None:
+    """Send what is still queued (an ERROR that explains the close, say), then the
+    close frame. Shielded but bounded: a peer that never reads cannot hold shutdown
+    hostage, and a slow consumer's backlog is not worth waiting for."""
     if actor.frame_cut:
-        return  # no close frame can follow half a frame; the caller drops the TCP stream
+        return  # no frame can follow half a frame; the caller drops the TCP stream
     code = actor.close_code or CloseCode.NORMAL
-    # Shielded but bounded: a peer that never answers cannot hold shutdown hostage.
-    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT) as budget:
+        if code not in (CloseCode.SLOW_CONSUMER, CloseCode.KEEPALIVE_TIMEOUT):
+            try:
+                while True:
+                    text = actor.inbox.receive_nowait()
+                    remaining = budget.deadline - trio.current_time()
+                    if remaining <= 0 or not await _write(actor, ws.send_message(text), remaining):
+                        return
+            except (trio.WouldBlock, trio.EndOfChannel, ConnectionClosed):
+                pass
         await ws.aclose(int(code), actor.close_reason or None)

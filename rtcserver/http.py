@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import http
 import logging
+import secrets
+import time
 from collections.abc import Iterable
 from typing import Final
+from urllib.parse import parse_qs
 
+import attrs
 import h11
 import orjson
 import trio
@@ -20,6 +24,8 @@ import trio_websocket
 
 from . import static
 from .actor import Actor, next_actor_id
+from .auth import ANONYMOUS, AuthFailed, Identity, origin_allowed
+from .config import ice_config
 from .handler import run_actor
 from .state import ServerState
 
@@ -100,6 +106,12 @@ def header(request: h11.Request, name: bytes) -> str | None:
     return None
 
 
+def query_parameter(target: bytes, name: str) -> str | None:
+    query = target.decode("latin-1").partition("?")[2]
+    values = parse_qs(query, keep_blank_values=True).get(name)
+    return values[-1] if values else None
+
+
 def is_websocket_upgrade(request: h11.Request) -> bool:
     upgrade = (header(request, b"upgrade") or "").lower()
     connection = (header(request, b"connection") or "").lower()
@@ -116,6 +128,8 @@ def client_address(stream: trio.abc.Stream, request: h11.Request | None, trust_p
         if forwarded:
             # Our own proxy appends the address it saw; earlier entries are the client's say.
             return forwarded.split(",")[-1].strip()
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
     socket = getattr(stream, "socket", None)
     if socket is None:
         return "?"
@@ -173,7 +187,7 @@ async def send_and_linger(stream: trio.abc.Stream, data: bytes) -> None:
             pass
 
 
-async def handle_connection(state: ServerState, stream: trio.SocketStream) -> None:
+async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None:
     """Everything that happens on one accepted TCP connection."""
     settings = state.settings
     state.connection_opened()
@@ -221,10 +235,32 @@ async def handle_connection(state: ServerState, stream: trio.SocketStream) -> No
 
 
 async def serve_websocket(
-    state: ServerState, stream: trio.SocketStream, request: h11.Request, raw: bytes
+    state: ServerState, stream: trio.abc.Stream, request: h11.Request, raw: bytes
 ) -> None:
     settings = state.settings
     address = client_address(stream, request, settings.trust_proxy)
+    origin = header(request, b"origin")
+    if not origin_allowed(
+        origin, header(request, b"host"), settings.allowed_origins, settings.require_origin
+    ):
+        state.counters["refused:origin"] += 1
+        log.info("addr=%s event=refused status=403 origin=%r", address, origin)
+        await send_and_linger(stream, text_response(403, f"origin not allowed: {origin}"))
+        return
+    identity: Identity | None = ANONYMOUS
+    if state.gatekeeper.mode is not None:
+        identity = None  # until a token in the URL or a first AUTH message says who
+        token = query_parameter(request.target, "token")
+        if token is not None:
+            try:
+                identity = state.gatekeeper.check_token(token)
+            except AuthFailed as failure:
+                state.counters[f"refused:{failure.code}"] += 1
+                log.info("addr=%s event=refused status=401 code=%s", address, failure.code)
+                await send_and_linger(
+                    stream, text_response(401, f"{failure.code}: {failure.message}")
+                )
+                return
     replay = ReplayStream(stream, raw)
     # The nursery holds trio-websocket's reader task: it cannot outlive this connection.
     async with trio.open_nursery() as nursery:
@@ -244,7 +280,7 @@ async def serve_websocket(
             nursery.cancel_scope.cancel()
             return
         actor = Actor(id=next_actor_id(), address=address, mailbox_size=settings.mailbox_size)
-        await run_actor(state, ws, actor)
+        await run_actor(state, ws, actor, identity)
         nursery.cancel_scope.cancel()
 
 
@@ -275,9 +311,12 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
 
 
 def client_config(state: ServerState) -> dict[str, object]:
-    """What the page needs before it makes a peer connection: its ICE servers."""
+    """/config.json: the page's ICE servers and whether it must authenticate. With
+    authentication on, TURN credentials go only to authenticated sockets (GETCONFIG)."""
     settings = state.settings
-    ice_servers: list[dict[str, object]] = []
-    if settings.stun:
-        ice_servers.append({"urls": list(settings.stun)})
-    return {"iceServers": ice_servers, "iceTransportPolicy": "all"}
+    if settings.auth_mode is None:
+        config = ice_config(settings, f"web-{secrets.token_hex(4)}", time.time())
+    else:
+        config = ice_config(attrs.evolve(settings, turn=()), "-", time.time())
+    config["auth"] = settings.auth_mode
+    return config

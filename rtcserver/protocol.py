@@ -32,6 +32,17 @@ class ErrorCode(enum.StrEnum):
     NOT_IN_ROOM = "not-in-room"  # a relay message before GETROOM/ENTERROOM
     NO_PEER = "no-peer"  # a relay message while alone in the room: not delivered
     RATE_LIMITED = "rate-limited"  # over the message rate; dropped, close 1008 if it goes on
+    # Authentication (token or password mode); each is followed by close 1008.
+    AUTH_REQUIRED = "auth-required"  # the first message was not AUTH
+    AUTH_FAILED = "auth-failed"  # unknown name or wrong password
+    AUTH_THROTTLED = "auth-throttled"  # too many failed logins for this name or address
+    TOKEN_MISSING = "token-missing"
+    TOKEN_MALFORMED = "token-malformed"
+    TOKEN_BAD_ALG = "token-bad-alg"  # anything but HS256, `none` included
+    TOKEN_FORGED = "token-forged"  # the signature does not match
+    TOKEN_CLAIMS_INVALID = "token-claims-invalid"
+    TOKEN_EXPIRED = "token-expired"
+    TOKEN_NOT_YET_VALID = "token-not-yet-valid"
 
 
 class CloseCode(enum.IntEnum):
@@ -51,6 +62,7 @@ class WrongRoomReason(enum.StrEnum):
     ROOM_FULL = "room-full"
     INVALID_ROOM = "invalid-room"  # not an integer in 1..2^53-1
     ALREADY_IN_ROOM = "already-in-room"
+    FORBIDDEN = "forbidden"  # the client's token does not list this room
 
 
 # ---------------------------------------------------------------- server messages
@@ -89,7 +101,23 @@ class Error:
     message: str
 
 
-ServerMessage = GetRoomReply | WrongRoom | PeerJoined | PeerLeft | Error
+@attrs.frozen(kw_only=True)
+class AuthReply:
+    type: Literal["AUTH"] = "AUTH"
+    success: bool = True
+    name: str | None
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """The ICE servers (with ephemeral TURN credentials) for this client's browser."""
+
+    type: Literal["CONFIG"] = "CONFIG"
+    iceServers: list[dict[str, Any]]
+    iceTransportPolicy: Literal["all", "relay"]
+
+
+ServerMessage = GetRoomReply | WrongRoom | PeerJoined | PeerLeft | Error | AuthReply | Config
 
 _converter = make_converter()
 
@@ -127,7 +155,19 @@ class Relay:
     fields: dict[str, Any]
 
 
-ClientMessage = GetRoom | EnterRoom | Relay
+@attrs.frozen
+class Auth:
+    """`{"type":"AUTH","token":T}` or `{"type":"AUTH","name":N,"password":P}`."""
+
+    fields: dict[str, Any]
+
+
+@attrs.frozen
+class GetConfig:
+    """`{"type":"GETCONFIG"}`: asks for a CONFIG message (ICE servers)."""
+
+
+ClientMessage = GetRoom | EnterRoom | Relay | Auth | GetConfig
 
 
 @attrs.frozen
@@ -168,6 +208,10 @@ def decode(text: str) -> ClientMessage:
         return GetRoom()
     if kind == "ENTERROOM":
         return EnterRoom(room=room_number(obj.get("value")))
+    if kind == "AUTH":
+        return Auth(fields=obj)
+    if kind == "GETCONFIG":
+        return GetConfig()
     return Relay(type=kind, fields=obj)
 
 

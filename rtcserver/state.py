@@ -12,6 +12,7 @@ import attrs
 import trio
 
 from .actor import Actor
+from .auth import Gatekeeper
 from .config import Settings
 from .registry import Registry
 
@@ -20,6 +21,7 @@ from .registry import Registry
 class ServerState:
     settings: Settings
     registry: Registry[Actor]
+    gatekeeper: Gatekeeper
     actors: set[Actor] = attrs.field(factory=set)
     # Open TCP connections, HTTP and WebSocket alike (max_connections counts these).
     connections: int = 0
@@ -30,7 +32,11 @@ class ServerState:
 
     @classmethod
     def create(cls, settings: Settings) -> ServerState:
-        return cls(settings=settings, registry=Registry(capacity=settings.room_capacity))
+        return cls(
+            settings=settings,
+            registry=Registry(capacity=settings.room_capacity),
+            gatekeeper=Gatekeeper.from_settings(settings),
+        )
 
     def connection_opened(self) -> None:
         self.connections += 1

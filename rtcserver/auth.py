@@ -1,0 +1,111 @@
+"""Who may connect: the Origin check, signed tokens and the users file.
+
+The maths lives in the pure modules (`tokens.py`, `passwords.py`); this is the thin
+shell the front door and the connection actor call. A refusal always names itself:
+the `code` of `AuthFailed` is what the client is told (HTTP 401 body or ERROR code).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import attrs
+import trio
+
+from . import passwords, tokens
+from .config import Settings
+
+# scrypt costs ~0.1 s of CPU and 32 MiB per check: at most two at once, off the loop.
+_SCRYPT_SLOTS = trio.CapacityLimiter(2)
+
+
+@attrs.frozen
+class Identity:
+    """Who a connection speaks for. `rooms` None means any room may be entered."""
+
+    name: str | None = None
+    rooms: tuple[int, ...] | None = None
+
+    def may_enter(self, room: int) -> bool:
+        return self.rooms is None or room in self.rooms
+
+
+ANONYMOUS = Identity()
+
+
+class AuthFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@attrs.define(eq=False)
+class Gatekeeper:
+    settings: Settings
+    users: passwords.Users | None = None
+    throttle: passwords.LoginThrottle = attrs.field(factory=passwords.LoginThrottle)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gatekeeper:
+        users = passwords.load_users(Path(settings.users_file)) if settings.users_file else None
+        if settings.auth_secret:
+            tokens.check_secret(settings.auth_secret)
+        return cls(settings=settings, users=users)
+
+    @property
+    def mode(self) -> str | None:
+        return self.settings.auth_mode
+
+    def check_token(self, token: str | None) -> Identity:
+        try:
+            claims = tokens.verify(self.settings.auth_secret, token, now=time.time())
+        except tokens.TokenError as error:
+            raise AuthFailed(error.code, str(error)) from None
+        return Identity(name=claims.sub, rooms=claims.rooms)
+
+    async def check_password(self, name: object, password: object, address: str) -> Identity:
+        if self.users is None:
+            raise AuthFailed("auth-failed", "this server has no users file")
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise AuthFailed("auth-failed", "AUTH needs a string name and password")
+        host = address.rsplit(":", 1)[0]
+        wait = self.throttle.retry_after(name, host, trio.current_time())
+        if wait > 0:
+            raise AuthFailed("auth-throttled", f"too many failed logins: retry in {wait:.0f}s")
+        users = self.users
+        ok = await trio.to_thread.run_sync(users.verify, name, password, limiter=_SCRYPT_SLOTS)
+        if not ok:
+            self.throttle.failed(name, host, trio.current_time())
+            raise AuthFailed("auth-failed", "unknown name or wrong password")
+        self.throttle.succeeded(name, host, trio.current_time())
+        return Identity(name=name)
+
+
+def _netloc(origin_or_host: str, scheme: str) -> str:
+    """host[:port] in lower case, without the scheme's default port."""
+    netloc = origin_or_host.lower()
+    default = ":443" if scheme == "https" else ":80"
+    return netloc.removesuffix(default)
+
+
+def origin_allowed(
+    origin: str | None, host: str | None, allowed: tuple[str, ...], require: bool
+) -> bool:
+    """The cross-site WebSocket hijacking check.
+
+    A browser always sends `Origin` on a WebSocket upgrade; a page on a foreign site
+    must not ride on the visitor's network position or cookies. Same-origin (the
+    Origin's host:port is the Host the request was sent to) and the allow-list pass.
+    No Origin at all is a non-browser client: allowed unless `require` says otherwise.
+    """
+    if origin is None:
+        return not require
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or host is None:
+        return False
+    return _netloc(parts.netloc, parts.scheme) == _netloc(host, parts.scheme)
