@@ -16,6 +16,7 @@ import trio
 
 from .config import Settings
 from .http import handle_connection
+from .phone import ring_timer
 from .protocol import CloseCode
 from .state import ServerState
 from .supervisor import Supervisor
@@ -83,6 +84,7 @@ async def serve(
                 await supervisor.permanent("listener", accept_loop)
 
         nursery.start_soon(listen)
+        nursery.start_soon(supervisor.permanent, "ring-timer", ring_timer, state)
         task_status.started(server)
     for listener in listeners:
         await listener.aclose()

@@ -84,6 +84,10 @@ class Settings:
         "STUN URLs handed to browsers (empty string for none)",
     )
 
+    ring_timeout: float = _opt(30.0, "seconds an unanswered call rings before NOANSWER")
+    directory: bool = _opt(
+        True, "push the list of logged-in users and their presence to every user"
+    )
     turn: tuple[str, ...] = _tuple_opt(
         (), "TURN URLs handed to browsers, e.g. turn:turn.example.org:3478?transport=udp"
     )
@@ -232,7 +236,13 @@ def validate(settings: Settings) -> str | None:
             return f"{name} must be at least 1"
     if settings.room_capacity < 2:
         return "room_capacity must be at least 2"
-    for name in ("keepalive_interval", "keepalive_timeout", "handshake_timeout", "drain_timeout"):
+    for name in (
+        "keepalive_interval",
+        "keepalive_timeout",
+        "handshake_timeout",
+        "drain_timeout",
+        "ring_timeout",
+    ):
         if getattr(settings, name) <= 0:
             return f"{name} must be positive"
     if settings.rate_limit < 0 or settings.rate_burst < 1:

@@ -22,7 +22,7 @@ import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from . import protocol
+from . import phone, protocol
 from .actor import Actor
 from .auth import AuthFailed, Identity
 from .config import ice_config
@@ -198,24 +198,8 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         actor.tell(protocol.encode(error.reply))
         return
     match message:
-        case protocol.Relay():
-            peers = registry.peers_of(actor)
-            if peers:
-                for peer in peers:
-                    peer.tell(text)
-                state.counters["relayed"] += len(peers)
-            elif registry.room_of(actor) is None:
-                _reply_error(
-                    actor,
-                    ErrorCode.NOT_IN_ROOM,
-                    f"{message.type!r} needs a room: send GETROOM or ENTERROOM first",
-                )
-            else:
-                _reply_error(
-                    actor,
-                    ErrorCode.NO_PEER,
-                    f"{message.type!r} not delivered: nobody else is in the room",
-                )
+        case protocol.Relay(type=kind):
+            dispatch_relay(state, actor, text, kind)
         case protocol.GetRoom():
             created = registry.create(actor)
             _announce_departure(actor, created.left)
@@ -239,8 +223,38 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         case protocol.GetConfig():
             config = ice_config(state.settings, _turn_user(session), time.time())
             actor.tell(protocol.encode(protocol.Config(**config)))
+        case protocol.Login(name=name):
+            identity = session.identity
+            phone.login(state, actor, name, allowed=identity.name if identity else None)
+        case protocol.CallControl(type=kind, fields=fields):
+            if registry.name_of(actor) is not None:
+                phone.call_control(state, actor, kind, fields)
+            elif registry.room_of(actor) is not None:
+                dispatch_relay(state, actor, text, kind)  # not ours: a room's own message
+            else:
+                _reply_error(actor, ErrorCode.NOT_LOGGED_IN, f"{kind} needs a LOGIN first")
         case protocol.Auth():
             _reply_error(actor, ErrorCode.AUTH_FAILED, "already authenticated (or no auth here)")
+
+
+def dispatch_relay(state: ServerState, actor: Actor, text: str, kind: str) -> None:
+    """Forward the original text to the other member(s); never silently drop it."""
+    registry = state.registry
+    peers = registry.peers_of(actor)
+    if peers:
+        for peer in peers:
+            peer.tell(text)
+        state.counters["relayed"] += len(peers)
+    elif registry.room_of(actor) is None:
+        _reply_error(
+            actor,
+            ErrorCode.NOT_IN_ROOM,
+            f"{kind!r} needs a room: send GETROOM or ENTERROOM first",
+        )
+    else:
+        _reply_error(
+            actor, ErrorCode.NO_PEER, f"{kind!r} not delivered: nobody else is in the room"
+        )
 
 
 def _turn_user(session: Session) -> str:
@@ -310,7 +324,10 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
     """The registration dies with the actor: leave the room, tell who remains."""
     state.actors.discard(actor)
     actor.outbox.close()
-    _announce_departure(actor, state.registry.depart(actor))
+    departure, name = state.registry.forget(actor)
+    _announce_departure(actor, departure)
+    if name is not None:
+        phone.logout(state, name)
 
 
 async def _flush_and_close(ws: WebSocketConnection, actor: Actor) -> None:

@@ -33,6 +33,7 @@ class ErrorCode(enum.StrEnum):
     NO_PEER = "no-peer"  # a relay message while alone in the room: not delivered
     RATE_LIMITED = "rate-limited"  # over the message rate; dropped, close 1008 if it goes on
     # Authentication (token or password mode); each is followed by close 1008.
+    NOT_LOGGED_IN = "not-logged-in"  # CALL & co. before LOGIN (and outside any room)
     AUTH_REQUIRED = "auth-required"  # the first message was not AUTH
     AUTH_FAILED = "auth-failed"  # unknown name or wrong password
     AUTH_THROTTLED = "auth-throttled"  # too many failed logins for this name or address
@@ -117,7 +118,67 @@ class Config:
     iceTransportPolicy: Literal["all", "relay"]
 
 
-ServerMessage = GetRoomReply | WrongRoom | PeerJoined | PeerLeft | Error | AuthReply | Config
+@attrs.frozen(kw_only=True)
+class LoginOk:
+    type: Literal["LOGIN"] = "LOGIN"
+    success: Literal[True] = True
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class LoginRefused:
+    type: Literal["LOGIN"] = "LOGIN"
+    success: Literal[False] = False
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class UserEntry:
+    name: str
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class Users:
+    type: Literal["USERS"] = "USERS"
+    users: list[UserEntry]
+
+
+@attrs.frozen(kw_only=True)
+class UserJoined:
+    type: Literal["USERJOINED"] = "USERJOINED"
+    name: str
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class UserLeft:
+    type: Literal["USERLEFT"] = "USERLEFT"
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class Presence:
+    type: Literal["PRESENCE"] = "PRESENCE"
+    name: str
+    status: str
+
+
+ServerMessage = (
+    LoginOk
+    | LoginRefused
+    | Users
+    | UserJoined
+    | UserLeft
+    | Presence
+    | GetRoomReply
+    | WrongRoom
+    | PeerJoined
+    | PeerLeft
+    | Error
+    | AuthReply
+    | Config
+)
 
 _converter = make_converter()
 
@@ -167,7 +228,24 @@ class GetConfig:
     """`{"type":"GETCONFIG"}`: asks for a CONFIG message (ICE servers)."""
 
 
-ClientMessage = GetRoom | EnterRoom | Relay | Auth | GetConfig
+@attrs.frozen
+class Login:
+    """`{"type":"LOGIN","name":N}`: claim a name, to be called by it."""
+
+    name: object
+
+
+# Call control, handled by the server for logged-in connections (relayed otherwise).
+CALL_CONTROL: Final = frozenset({"CALL", "ACCEPT", "REJECT", "CANCEL", "HANGUP"})
+
+
+@attrs.frozen
+class CallControl:
+    type: str
+    fields: dict[str, Any]
+
+
+ClientMessage = GetRoom | EnterRoom | Relay | Auth | GetConfig | Login | CallControl
 
 
 @attrs.frozen
@@ -212,6 +290,10 @@ def decode(text: str) -> ClientMessage:
         return Auth(fields=obj)
     if kind == "GETCONFIG":
         return GetConfig()
+    if kind == "LOGIN":
+        return Login(name=obj.get("name"))
+    if kind in CALL_CONTROL:
+        return CallControl(type=kind, fields=obj)
     return Relay(type=kind, fields=obj)
 
 

@@ -6,8 +6,11 @@ so no two operations can interleave: check-and-join is atomic by construction
 what (the peers that remain after a departure, the members that see a newcomer)
 and do the telling themselves.
 
+It also holds names (gproc's unique `n` keys, beside the rooms' `p` keys): a logged-in
+user's name maps to its actor, and no two live actors share one.
+
 "A registration dies with its actor" (invariant 1) is kept by the connection actor,
-which calls `depart` in the `finally` that ends its life; `depart` is idempotent.
+which calls `forget` in the `finally` that ends its life; `forget` is idempotent.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Refused(Generic[A]):
 class RegistryStats:
     rooms: int
     members: int
+    names: int = 0
 
 
 class Registry(Generic[A]):
@@ -71,6 +75,8 @@ class Registry(Generic[A]):
         self._draw = draw
         self._rooms: dict[int, list[A]] = {}
         self._room_of: dict[A, int] = {}
+        self._actor_named: dict[str, A] = {}
+        self._name_of: dict[A, str] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -91,7 +97,18 @@ class Registry(Generic[A]):
         return {room: tuple(members) for room, members in self._rooms.items()}
 
     def statistics(self) -> RegistryStats:
-        return RegistryStats(rooms=len(self._rooms), members=len(self._room_of))
+        return RegistryStats(
+            rooms=len(self._rooms), members=len(self._room_of), names=len(self._name_of)
+        )
+
+    def actor_named(self, name: str) -> A | None:
+        return self._actor_named.get(name)
+
+    def name_of(self, actor: A) -> str | None:
+        return self._name_of.get(actor)
+
+    def names(self) -> dict[str, A]:
+        return dict(self._actor_named)
 
     # ------------------------------------------------------------------ changes
 
@@ -132,3 +149,33 @@ class Registry(Generic[A]):
         if not members:
             del self._rooms[room]
         return Departure(room=room, remaining=tuple(members))
+
+    def create_private(self, actors: tuple[A, ...]) -> tuple[int, list[Departure[A]]]:
+        """A new room holding exactly `actors` (a call's two parties), each leaving the
+        room it was in. Returns the room and the departures to announce."""
+        if not 1 <= len(actors) <= self.capacity:
+            raise ValueError("a private room holds between one and `capacity` actors")
+        departures = [d for d in map(self.depart, actors) if d is not None]
+        room = self._draw()
+        while room in self._rooms:
+            room = self._draw()
+        self._rooms[room] = list(actors)
+        for actor in actors:
+            self._room_of[actor] = room
+        return room, departures
+
+    def register_name(self, name: str, actor: A) -> bool:
+        """Claim `name` for `actor`. False if another live actor holds it, or `actor`
+        already has a name (one name per connection)."""
+        if name in self._actor_named or actor in self._name_of:
+            return False
+        self._actor_named[name] = actor
+        self._name_of[actor] = name
+        return True
+
+    def forget(self, actor: A) -> tuple[Departure[A] | None, str | None]:
+        """Everything `actor` registered dies with it: its room and its name. Idempotent."""
+        name = self._name_of.pop(actor, None)
+        if name is not None:
+            del self._actor_named[name]
+        return self.depart(actor), name

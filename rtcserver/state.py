@@ -7,12 +7,14 @@ no locks are needed: Trio switches tasks only at awaits.
 from __future__ import annotations
 
 import collections
+import secrets
 
 import attrs
 import trio
 
 from .actor import Actor
 from .auth import Gatekeeper
+from .calls import Switchboard
 from .config import Settings
 from .registry import Registry
 
@@ -22,6 +24,7 @@ class ServerState:
     settings: Settings
     registry: Registry[Actor]
     gatekeeper: Gatekeeper
+    switchboard: Switchboard
     actors: set[Actor] = attrs.field(factory=set)
     # Open TCP connections, HTTP and WebSocket alike (max_connections counts these).
     connections: int = 0
@@ -29,6 +32,16 @@ class ServerState:
     # Set each time the last connection closes: shutdown waits on it.
     idle: trio.Event = attrs.field(factory=trio.Event)
     counters: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    # Set when a call starts or ends, so the ring timer recomputes its next deadline.
+    _ring_changed: trio.Event = attrs.field(factory=trio.Event)
+
+    def ring_timer_event(self) -> trio.Event:
+        if self._ring_changed.is_set():
+            self._ring_changed = trio.Event()
+        return self._ring_changed
+
+    def ring_timer_changed(self) -> None:
+        self._ring_changed.set()
 
     @classmethod
     def create(cls, settings: Settings) -> ServerState:
@@ -36,6 +49,9 @@ class ServerState:
             settings=settings,
             registry=Registry(capacity=settings.room_capacity),
             gatekeeper=Gatekeeper.from_settings(settings),
+            switchboard=Switchboard(
+                ring_timeout=settings.ring_timeout, new_id=lambda: secrets.token_urlsafe(12)
+            ),
         )
 
     def connection_opened(self) -> None:

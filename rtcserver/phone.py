@@ -1,0 +1,150 @@
+"""Calling people by name: the thin shell around `calls.Switchboard` and registry names.
+
+Every decision about calls is the switchboard's (pure, in `calls.py`); every decision
+about who holds a name is the registry's. This module only carries out what they
+return, in order, synchronously: `Send` becomes a `tell`, `CreateRoom` a private room,
+`PresenceChanged` a directory update. The ring timer is a permanent service child.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import trio
+
+from . import calls, protocol
+from .actor import Actor
+from .protocol import ErrorCode
+from .state import ServerState
+
+log = logging.getLogger("rtcserver")
+
+
+def login(state: ServerState, actor: Actor, requested: object, allowed: str | None) -> None:
+    """LOGIN: claim a name (checked against the authenticated identity, if any)."""
+    registry = state.registry
+
+    def refuse(reason: str) -> None:
+        actor.tell(protocol.encode(protocol.LoginRefused(reason=reason)))
+
+    if not isinstance(requested, str):
+        return refuse("invalid name: `name` must be a string")
+    problem = calls.validate_name(requested)
+    if problem is not None:
+        return refuse(f"invalid name: {problem}")
+    if allowed is not None and requested != allowed:
+        return refuse("auth failed: your credentials are for another name")
+    if registry.name_of(actor) is not None:
+        return refuse(f"already logged in as {registry.name_of(actor)}")
+    if not registry.register_name(requested, actor):
+        return refuse("name taken")
+    log.info("conn=%d addr=%s event=login user=%s", actor.id, actor.address, requested)
+    actor.tell(protocol.encode(protocol.LoginOk(name=requested)))
+    if state.settings.directory:
+        board = state.switchboard
+        others = [
+            protocol.UserEntry(name=name, status=board.status(name).value)
+            for name in sorted(registry.names())
+            if name != requested
+        ]
+        actor.tell(protocol.encode(protocol.Users(users=others)))
+    effects = state.switchboard.online(requested)
+    # Arrival is announced as USERJOINED rather than PRESENCE.
+    joined = protocol.encode(protocol.UserJoined(name=requested, status="available"))
+    _broadcast(state, joined, exclude=requested)
+    apply(state, [e for e in effects if not _is_presence_of(e, requested)])
+
+
+def logout(state: ServerState, name: str) -> None:
+    """The connection holding `name` has ended (its registrations are already gone)."""
+    effects = state.switchboard.offline(name)
+    apply(state, [e for e in effects if not _is_presence_of(e, name)])
+    _broadcast(state, protocol.encode(protocol.UserLeft(name=name)), exclude=name)
+    state.ring_timer_changed()
+
+
+def call_control(state: ServerState, actor: Actor, kind: str, fields: dict[str, Any]) -> None:
+    """CALL, ACCEPT, REJECT, CANCEL, HANGUP from a logged-in connection."""
+    name = state.registry.name_of(actor)
+    assert name is not None
+    board = state.switchboard
+    now = trio.current_time()
+    apply(state, board.expire(now))  # a late ACCEPT must see the timeout (exact deadlines)
+    if kind == "CALL":
+        to, media = fields.get("to"), fields.get("media", "video")
+        if not isinstance(to, str) or not isinstance(media, str):
+            _error(actor, ErrorCode.BAD_TYPE, "CALL needs string `to` and `media`")
+            return
+        apply(state, board.call(name, to, media, now))
+        state.ring_timer_changed()
+        return
+    call_id = fields.get("call")
+    if not isinstance(call_id, str):
+        _error(actor, ErrorCode.BAD_TYPE, f"{kind} needs the string `call` id it is about")
+        return
+    action = {
+        "ACCEPT": board.accept,
+        "REJECT": board.reject,
+        "CANCEL": board.cancel,
+        "HANGUP": board.hangup,
+    }[kind]
+    apply(state, action(name, call_id))
+
+
+def apply(state: ServerState, effects: Iterable[calls.Effect]) -> None:
+    """Carry out the switchboard's effects, in order."""
+    registry = state.registry
+    for effect in effects:
+        match effect:
+            case calls.Send(to=to, message=message):
+                actor = registry.actor_named(to)
+                if actor is not None:
+                    actor.tell(orjson.dumps(dict(message)).decode())
+            case calls.PresenceChanged(name=name, status=status):
+                if status is not calls.Status.OFFLINE:
+                    presence = protocol.Presence(name=name, status=status.value)
+                    _broadcast(state, protocol.encode(presence))
+            case calls.CreateRoom(call=call_id, caller=caller, callee=callee):
+                parties = tuple(registry.actor_named(n) for n in (caller, callee))
+                members = tuple(a for a in parties if a is not None)
+                room, departures = registry.create_private(members)
+                for departure in departures:
+                    for peer in departure.remaining:
+                        peer.tell(protocol.PEER_LEFT_TEXT)
+                log.info("event=call-room call=%s room=%d", call_id, room)
+                apply(state, state.switchboard.room_created(call_id, room))
+            case calls.CloseRoom(room=room):
+                # The parties already heard HANGUP (or PEERLEFT): leave without a word more.
+                for member in registry.members(room):
+                    registry.depart(member)
+
+
+async def ring_timer(state: ServerState) -> None:
+    """Sleep until the next ring deadline, then time the due calls out. Runs forever,
+    as a permanent child of the supervisor."""
+    while True:
+        deadline = state.switchboard.next_deadline()
+        changed = state.ring_timer_event()
+        with trio.move_on_at(deadline if deadline is not None else float("inf")):
+            await changed.wait()
+            continue
+        apply(state, state.switchboard.expire(trio.current_time()))
+
+
+def _is_presence_of(effect: calls.Effect, name: str) -> bool:
+    return isinstance(effect, calls.PresenceChanged) and effect.name == name
+
+
+def _broadcast(state: ServerState, text: str, exclude: str | None = None) -> None:
+    if not state.settings.directory:
+        return
+    for name, actor in state.registry.names().items():
+        if name != exclude:
+            actor.tell(text)
+
+
+def _error(actor: Actor, code: ErrorCode, message: str) -> None:
+    actor.tell(protocol.encode(protocol.Error(code=code, message=message)))
