@@ -9,7 +9,7 @@ cd "$root"
 tools/install-system-deps.sh
 tools/setup-venv.sh test dev
 if command -v npm >/dev/null 2>&1 && [ -f tools/baseline/package.json ]; then
-  (cd tools/baseline && npm install --silent --no-audit --no-fund >/dev/null)
+  (cd tools/baseline && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
 .venv/bin/ruff check rtcserver tests tools
 .venv/bin/mypy
