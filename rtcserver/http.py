@@ -49,16 +49,20 @@ class ReplayStream(trio.abc.Stream):
     def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
         self.inner = inner
         self._prefix = prefix
+        # Sends go straight to the inner stream: no wrapper frame on the relay path.
+        self.send_all = inner.send_all  # type: ignore[method-assign]
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._prefix:
-            if max_bytes is None or max_bytes >= len(self._prefix):
-                data, self._prefix = self._prefix, b""
-            else:
-                data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
-            await trio.lowlevel.checkpoint()
-            return data
-        return bytes(await self.inner.receive_some(max_bytes))
+        if not self._prefix:
+            # Replay done: from now on receives skip this wrapper too.
+            self.receive_some = self.inner.receive_some  # type: ignore[method-assign,assignment]
+            return bytes(await self.inner.receive_some(max_bytes))
+        if max_bytes is None or max_bytes >= len(self._prefix):
+            data, self._prefix = self._prefix, b""
+        else:
+            data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
+        await trio.lowlevel.checkpoint()
+        return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self.inner.send_all(data)
