@@ -1,0 +1,152 @@
+"""`CallPage`: one headless Chromium tab on the video-call page (www/index.html).
+
+It names what a person would check: the share link, the status line, the remote
+video actually moving, the chat log. Every wait has a deadline and polls the page
+(`wait_for_function`); nothing here sleeps. The page exposes its RoomClient as
+`window.rtc` and the current RTCPeerConnection as `window.rtc.pc` (see www/app.js).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Page
+
+# Deadlines, in milliseconds: generous for a loaded two-core CI machine, but a
+# broken call fails in seconds, not minutes.
+CONNECT_MS = 20_000
+MEDIA_MS = 20_000
+UI_MS = 10_000
+POLL_MS = 200
+
+# Every ICE candidate the page sends or accepts must be on loopback (rtclib.js).
+LOOPBACK_ONLY = "window.RTCSERVER_CANDIDATE_FILTER = ['127.0.0.1'];"
+
+# True once the remote video has a size, video frames are being decoded (the count
+# grew since this function's previous call for the same RTCPeerConnection) and
+# audio packets arrived. The previous count is kept per connection, so a new call
+# on the same page starts its own comparison.
+MEDIA_FLOWING = """
+async () => {
+  const pc = window.rtc && window.rtc.pc;
+  const video = document.getElementById('remoteVideo');
+  if (!pc || pc.connectionState !== 'connected' || video.videoWidth === 0) return false;
+  let frames = 0, audioPackets = 0;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type !== 'inbound-rtp') return;
+    if (r.kind === 'video') frames = Math.max(frames, r.framesDecoded || 0);
+    if (r.kind === 'audio') audioPackets = Math.max(audioPackets, r.packetsReceived || 0);
+  });
+  window.__framesSeen = window.__framesSeen || new WeakMap();
+  const before = window.__framesSeen.get(pc);
+  window.__framesSeen.set(pc, frames);
+  return before !== undefined && before > 0 && frames > before && audioPackets > 0;
+}
+"""
+
+# The addresses of the candidate pair the connection is using, or null.
+SELECTED_PAIR = """
+async () => {
+  const pc = window.rtc && window.rtc.pc;
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((r) => {
+    if (r.type === 'transport' && r.selectedCandidatePairId) {
+      pair = stats.get(r.selectedCandidatePairId);
+    }
+  });
+  if (!pair) return null;
+  const local = stats.get(pair.localCandidateId), remote = stats.get(pair.remoteCandidateId);
+  return {
+    local: local.address || local.ip || null,
+    remote: remote.address || remote.ip || null,
+    localType: local.candidateType,
+    remoteType: remote.candidateType,
+  };
+}
+"""
+
+
+class CallPage:
+    def __init__(self, context: BrowserContext, page: Page) -> None:
+        self.context = context
+        self.page = page
+        self.errors: list[str] = []  # uncaught exceptions in the page
+        self.console: list[str] = []  # the page's console, shown when a test fails
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+
+    def goto(self, url: str) -> CallPage:
+        self.page.goto(url)
+        return self
+
+    def close(self) -> None:
+        self.context.close()
+
+    # -------------------------------------------------------------- reading
+
+    def share_link(self) -> str:
+        """The room link in #share-link, once the page has one."""
+        handle = self.page.wait_for_function(
+            """() => {
+              const a = document.getElementById('share-link');
+              return a && a.href.includes('room=') && a.offsetParent !== null ? a.href : null;
+            }""",
+            timeout=UI_MS,
+            polling=POLL_MS,
+        )
+        link = handle.json_value()
+        assert isinstance(link, str)
+        return link
+
+    def status(self) -> str:
+        return self.page.inner_text("#status-text")
+
+    def evaluate(self, expression: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expression, arg)
+
+    # -------------------------------------------------------------- waiting
+
+    def wait_connected(self) -> None:
+        self.page.wait_for_function(
+            "() => window.rtc?.pc?.connectionState === 'connected'",
+            timeout=CONNECT_MS,
+            polling=POLL_MS,
+        )
+
+    def wait_media_flowing(self) -> None:
+        """Remote video frames keep being decoded and audio arrives (two stats samples)."""
+        self.page.wait_for_function(MEDIA_FLOWING, timeout=MEDIA_MS, polling=250)
+
+    def selected_pair(self) -> dict[str, Any]:
+        pair = self.page.evaluate(SELECTED_PAIR)
+        assert pair is not None, "no selected ICE candidate pair"
+        return dict(pair)
+
+    def wait_status(self, fragment: str) -> None:
+        self.page.wait_for_function(
+            "f => document.getElementById('status-text').textContent.includes(f)",
+            arg=fragment,
+            timeout=UI_MS,
+            polling=POLL_MS,
+        )
+
+    def wait_wrong_room(self) -> None:
+        self.page.wait_for_selector("#wrong-room", state="visible", timeout=UI_MS)
+
+    # ----------------------------------------------------------------- chat
+
+    def send_chat(self, text: str) -> None:
+        self.page.wait_for_selector("#chat-input:enabled", timeout=UI_MS)
+        self.page.fill("#chat-input", text)
+        self.page.press("#chat-input", "Enter")
+
+    def wait_chat_from_peer(self, text: str) -> None:
+        self.page.wait_for_function(
+            """t => [...document.querySelectorAll('#chat-log li.theirs .text')]
+                      .some((e) => e.textContent === t)""",
+            arg=text,
+            timeout=UI_MS,
+            polling=POLL_MS,
+        )
