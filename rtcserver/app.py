@@ -59,6 +59,8 @@ class Server:
                 await state.idle.wait()
         if drain.cancelled_caught:
             log.warning("event=drain-timeout connections=%d cut", state.connections)
+        if state.cluster is not None:  # hand the lease back: peers elsewhere hear PEERLEFT now
+            await state.cluster.leave(state.settings.drain_timeout)
         self.nursery.cancel_scope.cancel()
 
 
@@ -69,25 +71,50 @@ async def serve(
     state = ServerState.create(settings)
     supervisor = Supervisor()
     listeners = await open_listeners(settings)
-    async with trio.open_nursery() as nursery:
-        server = Server(state=state, supervisor=supervisor, listeners=listeners, nursery=nursery)
+    try:
+        async with trio.open_nursery() as nursery:
+            server = Server(
+                state=state, supervisor=supervisor, listeners=listeners, nursery=nursery
+            )
 
-        async def one_connection(stream: trio.abc.Stream) -> None:
-            await supervisor.temporary("connection", handle_connection, state, stream)
+            async def one_connection(stream: trio.abc.Stream) -> None:
+                await supervisor.temporary("connection", handle_connection, state, stream)
 
-        async def accept_loop() -> None:
-            await trio.serve_listeners(one_connection, listeners, handler_nursery=nursery)
+            async def accept_loop() -> None:
+                # serve_listeners closes what it serves when it stops; a restart after a
+                # crash needs the sockets open, so it gets views that do not close them.
+                kept = [_KeptOpen(listener) for listener in listeners]
+                await trio.serve_listeners(one_connection, kept, handler_nursery=nursery)
 
-        async def listen() -> None:
-            # Cancelling `accepting` (shutdown) stops the listener for good, restarts too.
-            with server.accepting:
-                await supervisor.permanent("listener", accept_loop)
+            async def listen() -> None:
+                # Cancelling `accepting` (shutdown) stops the listener for good, restarts too.
+                with server.accepting:
+                    await supervisor.permanent("listener", accept_loop)
 
-        nursery.start_soon(listen)
-        nursery.start_soon(supervisor.permanent, "ring-timer", ring_timer, state)
-        task_status.started(server)
-    for listener in listeners:
-        await listener.aclose()
+            if state.cluster is not None:
+                # Its services are permanent children; waits (boundedly) for the lease.
+                wait = min(5.0, 2 * settings.lease_ttl + settings.redis_timeout)
+                await nursery.start(state.cluster.run, supervisor, wait)
+            nursery.start_soon(listen)
+            nursery.start_soon(supervisor.permanent, "ring-timer", ring_timer, state)
+            task_status.started(server)
+    finally:
+        # Also after an escalation: the port must not stay bound to a dead server.
+        for listener in listeners:
+            await trio.aclose_forcefully(listener)
+
+
+class _KeptOpen(trio.abc.Listener[trio.abc.Stream]):
+    """A listener whose `aclose` leaves the real one open (`serve` closes that)."""
+
+    def __init__(self, inner: trio.abc.Listener[trio.abc.Stream]) -> None:
+        self.inner = inner
+
+    async def accept(self) -> trio.abc.Stream:
+        return await self.inner.accept()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
 
 
 async def open_listeners(settings: Settings) -> list[trio.abc.Listener[trio.abc.Stream]]:

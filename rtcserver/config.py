@@ -118,6 +118,25 @@ class Settings:
     require_origin: bool = _opt(
         False, "refuse WebSocket clients that send no Origin header (tools, native apps)"
     )
+    redis: str = _opt(
+        "",
+        "cluster mode: a Redis URL (redis://host:port/db); every node given the same Redis "
+        "acts as one server (rooms, relay and PEERLEFT cross nodes); empty: one node",
+        metavar="URL",
+    )
+    lease_ttl: float = _opt(
+        3.0,
+        "cluster mode: seconds a node's lease on Redis lives unrenewed; the members of a "
+        "node that died are removed (their peers get PEERLEFT) within about 4/3 of it",
+    )
+    redis_timeout: float = _opt(
+        1.0, "cluster mode: seconds one Redis operation may take before it counts as failed"
+    )
+    bus_queue_size: int = _opt(
+        10000,
+        "cluster mode: messages for other nodes waiting to be published; beyond it a "
+        "cross-node message gets ERROR cluster-unavailable",
+    )
 
     @property
     def auth_mode(self) -> str | None:
@@ -231,7 +250,13 @@ def validate(settings: Settings) -> str | None:
     """Say what is wrong with a combination of settings, or None when it is fine."""
     if not 0 <= settings.port <= 65535:
         return "port must be between 0 and 65535"
-    for name in ("max_message_size", "mailbox_size", "max_connections", "room_capacity"):
+    for name in (
+        "max_message_size",
+        "mailbox_size",
+        "max_connections",
+        "room_capacity",
+        "bus_queue_size",
+    ):
         if getattr(settings, name) < 1:
             return f"{name} must be at least 1"
     if settings.room_capacity < 2:
@@ -242,9 +267,14 @@ def validate(settings: Settings) -> str | None:
         "handshake_timeout",
         "drain_timeout",
         "ring_timeout",
+        "redis_timeout",
     ):
         if getattr(settings, name) <= 0:
             return f"{name} must be positive"
+    if settings.lease_ttl < 0.3:
+        return "lease_ttl must be at least 0.3 seconds"
+    if settings.redis and not settings.redis.startswith(("redis://", "rediss://", "unix://")):
+        return f"redis: {settings.redis!r} is not a redis://, rediss:// or unix:// URL"
     if settings.rate_limit < 0 or settings.rate_burst < 1:
         return "rate_limit must be >= 0 and rate_burst >= 1"
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:

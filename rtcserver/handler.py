@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
@@ -25,10 +25,12 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from . import phone, protocol
 from .actor import Actor
 from .auth import AuthFailed, Identity
+from .cluster.errors import ClusterUnavailable
 from .config import ice_config
 from .protocol import CloseCode, ErrorCode, WrongRoomReason
 from .ratelimit import TokenBucket
-from .registry import Departure, Refused
+from .registry import Created, Departure, Entered, Refused
+from .rooms import Peer
 from .state import ServerState
 
 log = logging.getLogger("rtcserver")
@@ -45,6 +47,9 @@ class Session:
     identity: Identity | None  # None: must authenticate before anything else
     bucket: TokenBucket
     warned: bool = False  # told `rate-limited` once; the next excess closes
+    # Cluster mode: a GETROOM/ENTERROOM that needs Redis, awaited by the reader before
+    # it reads on, so the client's later messages keep their order.
+    pending: Callable[[], Awaitable[None]] | None = None
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:
@@ -122,7 +127,7 @@ async def websocket_init(state: ServerState, ws: WebSocketConnection, session: S
         except ConnectionClosed:
             return False
     if deadline.cancelled_caught:
-        return _refuse(actor, ErrorCode.AUTH_REQUIRED, f"no AUTH within {timeout:g}s")
+        return _refuse(state, actor, ErrorCode.AUTH_REQUIRED, f"no AUTH within {timeout:g}s")
     message: protocol.ClientMessage | None = None
     if isinstance(first, str):
         try:
@@ -130,7 +135,7 @@ async def websocket_init(state: ServerState, ws: WebSocketConnection, session: S
         except protocol.ProtocolError:
             message = None
     if not isinstance(message, protocol.Auth):
-        return _refuse(actor, ErrorCode.AUTH_REQUIRED, "this server needs AUTH first")
+        return _refuse(state, actor, ErrorCode.AUTH_REQUIRED, "this server needs AUTH first")
     gatekeeper = state.gatekeeper
     fields = message.fields
     try:
@@ -142,14 +147,14 @@ async def websocket_init(state: ServerState, ws: WebSocketConnection, session: S
                 fields.get("name"), fields.get("password"), actor.address
             )
     except AuthFailed as failure:
-        return _refuse(actor, ErrorCode(failure.code), failure.message)
+        return _refuse(state, actor, ErrorCode(failure.code), failure.message)
     actor.tell(protocol.encode(protocol.AuthReply(name=session.identity.name)))
     log_event(actor, "authenticated", user=session.identity.name)
     return True
 
 
-def _refuse(actor: Actor, code: ErrorCode, message: str) -> bool:
-    _reply_error(actor, code, message)
+def _refuse(state: ServerState, actor: Actor, code: ErrorCode, message: str) -> bool:
+    _reply_error(state, actor, code, message)
     actor.close_code, actor.close_reason = CloseCode.POLICY_VIOLATION, code.value
     log_event(actor, "auth-refused", code=code.value)
     return False
@@ -173,6 +178,7 @@ async def websocket_handle(state: ServerState, ws: WebSocketConnection, session:
                 return
             session.warned = True
             _reply_error(
+                state,
                 actor,
                 ErrorCode.RATE_LIMITED,
                 f"over {settings.rate_limit:g} messages/s: message dropped; "
@@ -182,9 +188,14 @@ async def websocket_handle(state: ServerState, ws: WebSocketConnection, session:
         if session.warned and session.bucket.is_full(now):
             session.warned = False
         if isinstance(message, bytes):
-            _reply_error(actor, ErrorCode.BINARY_UNSUPPORTED, "binary frames are not supported")
+            _reply_error(
+                state, actor, ErrorCode.BINARY_UNSUPPORTED, "binary frames are not supported"
+            )
             continue
         dispatch(state, session, message)
+        if session.pending is not None:
+            pending, session.pending = session.pending, None
+            await pending()
 
 
 def dispatch(state: ServerState, session: Session, text: str) -> None:
@@ -201,25 +212,20 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         case protocol.Relay(type=kind):
             dispatch_relay(state, actor, text, kind)
         case protocol.GetRoom():
-            created = registry.create(actor)
-            _announce_departure(actor, created.left)
-            actor.tell(protocol.encode(protocol.GetRoomReply(value=created.room)))
-            log_event(actor, "room-created", created.room)
+            if state.cluster is not None:
+                session.pending = lambda: _join_cluster(state, actor, None, create=True)
+                return
+            _room_created(actor, registry.create(actor))
         case protocol.EnterRoom(room=room):
             identity = session.identity
             if room is not None and identity is not None and not identity.may_enter(room):
                 actor.tell(protocol.encode(protocol.WrongRoom(reason=WrongRoomReason.FORBIDDEN)))
                 log_event(actor, "wrongroom", room, reason=WrongRoomReason.FORBIDDEN)
                 return
-            result = registry.enter(room, actor)
-            _announce_departure(actor, result.left)
-            if isinstance(result, Refused):
-                actor.tell(protocol.encode(protocol.WrongRoom(reason=result.reason)))
-                log_event(actor, "wrongroom", room, reason=result.reason)
-            else:
-                for member in result.already_there:
-                    member.tell(protocol.PEER_JOINED_TEXT)
-                log_event(actor, "room-entered", result.room)
+            if state.cluster is not None:
+                session.pending = lambda: _join_cluster(state, actor, room, create=False)
+                return
+            _room_entered(actor, room, registry.enter(room, actor))
         case protocol.GetConfig():
             config = ice_config(state.settings, _turn_user(session), time.time())
             actor.tell(protocol.encode(protocol.Config(**config)))
@@ -232,9 +238,41 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
             elif registry.room_of(actor) is not None:
                 dispatch_relay(state, actor, text, kind)  # not ours: a room's own message
             else:
-                _reply_error(actor, ErrorCode.NOT_LOGGED_IN, f"{kind} needs a LOGIN first")
+                _reply_error(state, actor, ErrorCode.NOT_LOGGED_IN, f"{kind} needs a LOGIN first")
         case protocol.Auth():
-            _reply_error(actor, ErrorCode.AUTH_FAILED, "already authenticated (or no auth here)")
+            _reply_error(
+                state, actor, ErrorCode.AUTH_FAILED, "already authenticated (or no auth here)"
+            )
+
+
+def _room_created(actor: Actor, created: Created[Peer]) -> None:
+    _announce_departure(actor, created.left)
+    actor.tell(protocol.encode(protocol.GetRoomReply(value=created.room)))
+    log_event(actor, "room-created", created.room)
+
+
+def _room_entered(actor: Actor, room: int | None, result: Entered[Peer] | Refused[Peer]) -> None:
+    _announce_departure(actor, result.left)
+    if isinstance(result, Refused):
+        actor.tell(protocol.encode(protocol.WrongRoom(reason=result.reason)))
+        log_event(actor, "wrongroom", room, reason=result.reason)
+    else:
+        for member in result.already_there:
+            member.tell(protocol.PEER_JOINED_TEXT)
+        log_event(actor, "room-entered", result.room)
+
+
+async def _join_cluster(state: ServerState, actor: Actor, room: int | None, create: bool) -> None:
+    """GETROOM/ENTERROOM in cluster mode: one atomic script on Redis (cluster/node.py)."""
+    assert state.cluster is not None
+    try:
+        if create:
+            _room_created(actor, await state.cluster.create(actor))
+        else:
+            _room_entered(actor, room, await state.cluster.enter(room, actor))
+    except ClusterUnavailable as failure:
+        _reply_error(state, actor, ErrorCode.CLUSTER_UNAVAILABLE, str(failure))
+        log_event(actor, "cluster-unavailable", room)
 
 
 def dispatch_relay(state: ServerState, actor: Actor, text: str, kind: str) -> None:
@@ -247,13 +285,14 @@ def dispatch_relay(state: ServerState, actor: Actor, text: str, kind: str) -> No
         state.counters["relayed"] += len(peers)
     elif registry.room_of(actor) is None:
         _reply_error(
+            state,
             actor,
             ErrorCode.NOT_IN_ROOM,
             f"{kind!r} needs a room: send GETROOM or ENTERROOM first",
         )
     else:
         _reply_error(
-            actor, ErrorCode.NO_PEER, f"{kind!r} not delivered: nobody else is in the room"
+            state, actor, ErrorCode.NO_PEER, f"{kind!r} not delivered: nobody else is in the room"
         )
 
 
@@ -262,11 +301,12 @@ def _turn_user(session: Session) -> str:
     return f"{name or 'conn'}-{session.actor.id}"
 
 
-def _reply_error(actor: Actor, code: ErrorCode, message: str) -> None:
+def _reply_error(state: ServerState, actor: Actor, code: ErrorCode, message: str) -> None:
+    state.counters[f"error:{code}"] += 1
     actor.tell(protocol.encode(protocol.Error(code=code, message=message)))
 
 
-def _announce_departure(actor: Actor, departure: Departure[Actor] | None) -> None:
+def _announce_departure(actor: Actor, departure: Departure[Peer] | None) -> None:
     if departure is None:
         return
     for peer in departure.remaining:
@@ -324,6 +364,8 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
     """The registration dies with the actor: leave the room, tell who remains."""
     state.actors.discard(actor)
     actor.outbox.close()
+    if actor.close_code is CloseCode.SLOW_CONSUMER:
+        state.counters["mailbox-overflow"] += 1
     departure, name = state.registry.forget(actor)
     _announce_departure(actor, departure)
     if name is not None:

@@ -22,7 +22,7 @@ import orjson
 import trio
 import trio_websocket
 
-from . import static
+from . import metrics, static
 from .actor import Actor, next_actor_id
 from .auth import ANONYMOUS, AuthFailed, Identity, origin_allowed
 from .config import ice_config
@@ -124,6 +124,26 @@ def is_websocket_upgrade(request: h11.Request) -> bool:
         and "websocket" in upgrade
         and "upgrade" in [token.strip() for token in connection.split(",")]
     )
+
+
+def websocket_refusal(request: h11.Request) -> bytes | None:
+    """The answer to an upgrade request wsproto would refuse, or None if it is fine.
+
+    Checked here because trio-websocket, having sent wsproto's refusal, keeps waiting
+    for a request that never comes: the connection's task would live on, holding a
+    connection slot, until the handshake deadline.
+    """
+    version = header(request, b"sec-websocket-version")
+    if version != "13":
+        status = 426 if version else 400
+        return text_response(
+            status, "Sec-WebSocket-Version: 13 is required", extra=[("Sec-WebSocket-Version", "13")]
+        )
+    if header(request, b"sec-websocket-key") is None:
+        return text_response(400, "Sec-WebSocket-Key is required")
+    if (header(request, b"upgrade") or "").strip().lower() != "websocket":
+        return text_response(400, "Upgrade: websocket is required")
+    return None
 
 
 def client_address(stream: trio.abc.Stream, request: h11.Request | None, trust_proxy: bool) -> str:
@@ -265,6 +285,11 @@ async def serve_websocket(
                     stream, text_response(401, f"{failure.code}: {failure.message}")
                 )
                 return
+    refusal = websocket_refusal(request)
+    if refusal is not None:
+        state.counters["refused:bad-upgrade"] += 1
+        await send_and_linger(stream, refusal)
+        return
     replay = ReplayStream(stream, raw)
     # The nursery holds trio-websocket's reader task: it cannot outlive this connection.
     async with trio.open_nursery() as nursery:
@@ -299,10 +324,18 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
         )
     if path == "/healthz":
         stats = state.registry.statistics()
-        body = orjson.dumps(
-            {"status": "ok", "connections": len(state.actors), "rooms": stats.rooms}
-        )
+        health: dict[str, object] = {
+            "status": "ok",
+            "connections": len(state.actors),
+            "rooms": stats.rooms,
+        }
+        if state.cluster is not None:
+            health["node"] = state.cluster.node
+            health["cluster"] = "up" if state.cluster.available else "down"
+        body = orjson.dumps(health)
         return response(200, body, "application/json", head_only=head_only)
+    if path == "/metrics":
+        return response(200, state.metrics.render(), metrics.CONTENT_TYPE, head_only=head_only)
     if path == "/config.json":
         return response(
             200, orjson.dumps(client_config(state)), "application/json", head_only=head_only

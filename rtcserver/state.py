@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import secrets
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -16,13 +17,19 @@ from .actor import Actor
 from .auth import Gatekeeper
 from .calls import Switchboard
 from .config import Settings
+from .metrics import ServerMetrics
 from .registry import Registry
+from .rooms import Peer
+
+if TYPE_CHECKING:
+    from .cluster.node import Cluster
 
 
 @attrs.define(eq=False)
 class ServerState:
     settings: Settings
-    registry: Registry[Actor]
+    # In cluster mode (--redis), the cluster's mirror: this node's rooms, remote members too.
+    registry: Registry[Peer]
     gatekeeper: Gatekeeper
     switchboard: Switchboard
     actors: set[Actor] = attrs.field(factory=set)
@@ -34,6 +41,8 @@ class ServerState:
     counters: collections.Counter[str] = attrs.field(factory=collections.Counter)
     # Set when a call starts or ends, so the ring timer recomputes its next deadline.
     _ring_changed: trio.Event = attrs.field(factory=trio.Event)
+    metrics: ServerMetrics = attrs.field(factory=ServerMetrics.create)
+    cluster: Cluster | None = None  # set in cluster mode
 
     def ring_timer_event(self) -> trio.Event:
         if self._ring_changed.is_set():
@@ -45,7 +54,7 @@ class ServerState:
 
     @classmethod
     def create(cls, settings: Settings) -> ServerState:
-        return cls(
+        state = cls(
             settings=settings,
             registry=Registry(capacity=settings.room_capacity),
             gatekeeper=Gatekeeper.from_settings(settings),
@@ -53,6 +62,13 @@ class ServerState:
                 ring_timeout=settings.ring_timeout, new_id=lambda: secrets.token_urlsafe(12)
             ),
         )
+        if settings.redis:
+            from .cluster.node import Cluster  # imports coredis: only in cluster mode
+
+            state.cluster = Cluster(state)
+            state.registry = state.cluster.mirror
+        state.metrics.attach(state)
+        return state
 
     def connection_opened(self) -> None:
         self.connections += 1

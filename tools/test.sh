@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 tools/install-system-deps.sh
-tools/setup-venv.sh test dev
+tools/setup-venv.sh test dev cluster
 if command -v npm >/dev/null 2>&1 && [ -f tools/baseline/package.json ]; then
   (cd tools/baseline && npm ci --silent --no-audit --no-fund >/dev/null)
 fi

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from .config import QUICK, SCENARIOS, Plan, make_plan
+from .crossnode import run_cluster
 from .progress import say
 from .run import run
 from .targets import (
@@ -90,6 +91,13 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="ARG",
         help="extra argument for the local rtcserver (repeatable)",
+    )
+    target.add_argument(
+        "--cluster",
+        action="store_true",
+        help="instead of the scenarios: cross-node relay over Redis (two rtcserver nodes "
+        "and a private redis-server) against one node, ping-pong in the same run "
+        "(uses --rooms, --seconds and the first of --payloads)",
     )
     how = p.add_argument_group("how")
     how.add_argument(
@@ -199,6 +207,13 @@ def main(argv: list[str] | None = None) -> int:
         args.pin = False
 
     log_dir = Path(tempfile.mkdtemp(prefix="rtcbench-"))
+    if args.cluster:
+        status = run_cluster(plan, log_dir, args.pin, args.json)
+        if status == 0:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            say(f"server logs kept in {log_dir}")
+        return status
     launchers: dict[str, Launcher] = {}
     if args.url:
         launchers["rtcserver"] = remote_launcher(args.url, args.server_pid)

@@ -1,0 +1,12 @@
+"""Cluster mode (`--redis URL`): many rtcserver nodes acting as one server.
+
+- `scripts`  the Lua scripts: atomic check-and-join, leases, reaping dead nodes.
+- `mirror`   each node's view of its rooms (a `Registry` with remote members).
+- `bus`      per-node pub/sub channels: relayed frames and membership news.
+- `node`     `Cluster`: the operations the handler awaits, and the background
+             services (lease, subscriber, publisher, janitor, departures) that run
+             as permanent supervisor children.
+
+Only `errors` is imported by the core; the rest loads (with coredis) when a Redis
+URL is configured. docs/CLUSTER.md describes the design and its failure behaviour.
+"""

@@ -1,0 +1,170 @@
+"""Per-node pub/sub channels: how a frame reaches a member on another node.
+
+Every node subscribes to its own channel, `<prefix>bus:<node>`. Frames are text:
+a header line of `|`-separated fields, then (for M and E) the body, unchanged.
+
+    M|room|from-member|to-actor\\n<the client's text, verbatim>   relay
+    J|room|member|actor,actor,...                                 member joined room
+    L|room|member|actor,actor,...                                 member left room
+    E|to-actor|code\\n<message>                                    ERROR for a sender
+
+Order: one publisher task per node sends everything in the order it was queued, over
+one connection, so frames from one sender (and membership news before the relays
+that follow it) arrive in order. Bounds: the outgoing queue holds `bus_queue_size`
+frames; a frame that does not fit, or cannot be published, or that no subscriber
+received (PUBLISH counted 0: the peer's node is dead or reconnecting) comes back to
+its sender as an ERROR. Incoming frames go straight into the actors' own bounded
+mailboxes (`tell`), so nothing queues up inside this node; Redis bounds what it
+buffers for a slow subscriber (`client-output-buffer-limit pubsub`) by cutting it
+off, which this node treats as a lost subscription (it resynchronises).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from .. import protocol
+from ..actor import Actor
+from ..protocol import ErrorCode
+from .errors import ClusterUnavailable
+
+if TYPE_CHECKING:
+    from .mirror import RemoteMember
+    from .node import Cluster
+
+log = logging.getLogger("rtcserver.cluster")
+
+BATCH: Final = 256  # frames per pipelined round trip at most
+# (channel, payload, sender to tell if it fails, time queued or -1 for membership news)
+Frame = tuple[str, str, Actor | None, float]
+
+
+class Bus:
+    def __init__(self, cluster: Cluster, queue_size: int) -> None:
+        self.cluster = cluster
+        self.node = cluster.node
+        self._outbox, self._inbox = trio.open_memory_channel[Frame](queue_size)
+        self._channels: dict[str, str] = {}
+
+    def channel(self, node: str) -> str:
+        channel = self._channels.get(node)
+        if channel is None:
+            channel = self._channels[node] = f"{self.cluster.prefix}bus:{node}"
+        return channel
+
+    @property
+    def backlog(self) -> int:
+        return self._outbox.statistics().current_buffer_used
+
+    # ------------------------------------------------------------- sending
+
+    def relay(self, member: RemoteMember, sender: Actor | None, room: int, text: str) -> bool:
+        """Queue `text` for `member` on its node. Never blocks. On failure the sender
+        gets ERROR cluster-unavailable and False is returned."""
+        cluster = self.cluster
+        if not cluster.available:
+            self.undelivered(sender, "redis-down", ErrorCode.CLUSTER_UNAVAILABLE, cluster.why_down)
+            return False
+        source = f"{self.node}/{sender.id}" if sender is not None else "-"
+        payload = f"M|{room}|{source}|{member.actor}\n{text}"
+        try:
+            self._outbox.send_nowait(
+                (self.channel(member.node), payload, sender, trio.current_time())
+            )
+        except trio.WouldBlock:
+            self.undelivered(
+                sender,
+                "queue-full",
+                ErrorCode.CLUSTER_UNAVAILABLE,
+                f"not delivered: {self.backlog} messages already wait for Redis",
+            )
+            return False
+        return True
+
+    def control(self, node: str, payload: str) -> None:
+        """Queue membership news (J, L) or a bounced ERROR (E) for `node`. If it cannot
+        be queued, the other node's view may now be wrong: this node resynchronises."""
+        try:
+            self._outbox.send_nowait((self.channel(node), payload, None, -1.0))
+        except trio.WouldBlock:
+            self.cluster.lose_lease("the bus queue overflowed with membership news")
+
+    def undelivered(self, sender: Actor | None, reason: str, code: ErrorCode, message: str) -> None:
+        counters = self.cluster.state.counters
+        counters[f"cluster:undelivered:{reason}"] += 1
+        if sender is not None:
+            counters[f"error:{code}"] += 1
+            sender.tell(protocol.encode(protocol.Error(code=code, message=message)))
+
+    async def run_publisher(self) -> None:
+        """Permanent child: publish queued frames in order, in pipelined batches."""
+        inbox = self._inbox
+        while True:
+            batch = [await inbox.receive()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(inbox.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await self._publish(batch)
+
+    async def _publish(self, batch: list[Frame]) -> None:
+        cluster = self.cluster
+        try:
+            counts = await cluster.publish_many(
+                [(channel, payload) for channel, payload, *_ in batch]
+            )
+        except ClusterUnavailable as failure:
+            for _, payload, sender, queued in batch:
+                if queued < 0:
+                    if payload[0] != "E":
+                        cluster.lose_lease(f"membership news could not be published: {failure}")
+                else:
+                    self.undelivered(
+                        sender,
+                        "redis-down",
+                        ErrorCode.CLUSTER_UNAVAILABLE,
+                        f"not delivered: {failure}",
+                    )
+            return
+        now = trio.current_time()
+        observe = cluster.state.metrics.relay_latency.observe
+        relayed = 0
+        for (_, _, sender, queued), count in zip(batch, counts, strict=True):
+            if queued < 0:
+                continue  # news for a dead node: the janitor will reap it
+            if count == 0:
+                self.undelivered(
+                    sender,
+                    "node-unreachable",
+                    ErrorCode.PEER_UNREACHABLE,
+                    "not delivered: the peer's node is not listening (it died or is reconnecting)",
+                )
+                continue
+            relayed += 1
+            observe(now - queued)
+        cluster.state.counters["cluster:relayed"] += relayed
+
+    # ------------------------------------------------------------- receiving
+
+    async def run_subscriber(self, on_frame: Callable[[str], None]) -> None:
+        """Permanent child: listen on this node's channel; reconnect with backoff."""
+        cluster = self.cluster
+        backoff = cluster.min_backoff
+        while True:
+            try:
+                async with cluster.subscription(self.channel(self.node)) as messages:
+                    cluster.subscribed(True)
+                    backoff = cluster.min_backoff
+                    while True:
+                        message: Any = await messages.get_message()
+                        if message is not None and message.get("type") == "message":
+                            on_frame(message["data"])
+            except Exception as failure:  # the connection to Redis broke, or never came
+                cluster.subscribed(False, failure)
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, cluster.max_backoff)

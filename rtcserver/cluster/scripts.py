@@ -1,0 +1,139 @@
+"""The Lua scripts that make cluster operations atomic on Redis.
+
+Redis runs a script as one step, so a script is to the cluster what a synchronous
+method of `Registry` is to one node: check-and-join cannot interleave (invariant 2),
+and a node's lease is checked in the same step that writes for it, so a node that
+lost its lease can never write a membership that outlives it.
+
+Keys, all under one prefix:
+- `room:<N>`         set of member ids (`<node>/<actor>`): the room, cluster-wide.
+- `members:<node>`   hash member id -> room: what a node holds, so it can be reaped.
+- `lease:<node>`     the node's lease: a token, with a TTL the node keeps renewing.
+- `nodes`            set of nodes that may hold members (the janitor's worklist).
+
+Keys are built inside the scripts, so this needs one Redis (or a primary with
+replicas/Sentinel), not Redis Cluster.
+
+Reaping replies are flat lists of groups: room, member, count, then `count`
+remaining members (to be told PEERLEFT).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_REAP: Final = """
+local function reap(p, node, out)
+  local mk = p .. 'members:' .. node
+  local all = redis.call('HGETALL', mk)
+  for i = 1, #all, 2 do
+    local member, room = all[i], all[i + 1]
+    local rk = p .. 'room:' .. room
+    redis.call('SREM', rk, member)
+    local left = redis.call('SMEMBERS', rk)
+    out[#out + 1] = room
+    out[#out + 1] = member
+    out[#out + 1] = #left
+    for _, m in ipairs(left) do out[#out + 1] = m end
+  end
+  redis.call('DEL', mk)
+end
+"""
+
+# ARGV: prefix, node, token, member, mode (create|enter|rejoin), room, capacity.
+# Reply: {status, old room or '', count, count remaining members of the old room,
+#         members already in the new room...}; status ok, exists, no-such-room,
+#         room-full or no-lease (then nothing else).
+JOIN: Final = """
+local p, node, token, member, mode, room = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local cap = tonumber(ARGV[7])
+if redis.call('GET', p .. 'lease:' .. node) ~= token then return {'no-lease'} end
+local rk = p .. 'room:' .. room
+if mode == 'create' and redis.call('EXISTS', rk) == 1 then return {'exists'} end
+local mk = p .. 'members:' .. node
+local old = redis.call('HGET', mk, member)
+local reply = {'ok', '', 0}
+if old then
+  redis.call('SREM', p .. 'room:' .. old, member)
+  redis.call('HDEL', mk, member)
+  local left = redis.call('SMEMBERS', p .. 'room:' .. old)
+  reply[2] = old
+  reply[3] = #left
+  for _, m in ipairs(left) do reply[#reply + 1] = m end
+end
+local size = redis.call('SCARD', rk)
+if mode == 'enter' and size == 0 then reply[1] = 'no-such-room' return reply end
+if mode ~= 'create' and size >= cap then reply[1] = 'room-full' return reply end
+for _, m in ipairs(redis.call('SMEMBERS', rk)) do reply[#reply + 1] = m end
+redis.call('SADD', rk, member)
+redis.call('HSET', mk, member, room)
+return reply
+"""
+
+# ARGV: prefix, node, member, room ('' = whichever room it is in).
+# Reply: {} if it was not there, else {room, remaining members...}.
+LEAVE: Final = """
+local p, node, member, room = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local mk = p .. 'members:' .. node
+local old = redis.call('HGET', mk, member)
+if not old or (room ~= '' and old ~= room) then return {} end
+local rk = p .. 'room:' .. old
+redis.call('SREM', rk, member)
+redis.call('HDEL', mk, member)
+local reply = {old}
+for _, m in ipairs(redis.call('SMEMBERS', rk)) do reply[#reply + 1] = m end
+return reply
+"""
+
+# ARGV: prefix, node, token, ttl in ms. Reply: 1 renewed, 0 lost (expired or replaced).
+RENEW: Final = """
+local k = ARGV[1] .. 'lease:' .. ARGV[2]
+if redis.call('GET', k) == ARGV[3] then
+  redis.call('PEXPIRE', k, ARGV[4])
+  return 1
+end
+return 0
+"""
+
+# A fresh lease: first whatever an earlier lease of this node left behind is reaped
+# (its peers are told), then the lease is taken. ARGV: prefix, node, token, ttl in ms.
+ACQUIRE: Final = (
+    _REAP
+    + """
+local p, node = ARGV[1], ARGV[2]
+local out = {}
+reap(p, node, out)
+redis.call('SET', p .. 'lease:' .. node, ARGV[3], 'PX', ARGV[4])
+redis.call('SADD', p .. 'nodes', node)
+return out
+"""
+)
+
+# Graceful exit: reap this node's members and give the lease back. ARGV: prefix, node.
+RELEASE: Final = (
+    _REAP
+    + """
+local p, node = ARGV[1], ARGV[2]
+local out = {}
+reap(p, node, out)
+redis.call('DEL', p .. 'lease:' .. node)
+redis.call('SREM', p .. 'nodes', node)
+return out
+"""
+)
+
+# The janitor: reap every node whose lease has expired. ARGV: prefix, own node.
+REAP_DEAD: Final = (
+    _REAP
+    + """
+local p, me = ARGV[1], ARGV[2]
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
+  if node ~= me and redis.call('EXISTS', p .. 'lease:' .. node) == 0 then
+    reap(p, node, out)
+    redis.call('SREM', p .. 'nodes', node)
+  end
+end
+return out
+"""
+)
