@@ -52,6 +52,7 @@ class Server:
         state.shutting_down = True
         log.info("event=shutdown connections=%d", state.connections)
         self.accepting.cancel()
+        state.stop_handshakes()
         for actor in list(state.actors):
             actor.kick(CloseCode.GOING_AWAY, "server shutting down")
         with trio.move_on_after(state.settings.drain_timeout) as drain:

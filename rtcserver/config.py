@@ -277,6 +277,10 @@ def validate(settings: Settings) -> str | None:
         return f"redis: {settings.redis!r} is not a redis://, rediss:// or unix:// URL"
     if settings.rate_limit < 0 or settings.rate_burst < 1:
         return "rate_limit must be >= 0 and rate_burst >= 1"
+    if settings.rate_limit > 0 and settings.mailbox_size < settings.rate_burst:
+        # A peer's legal burst must fit the receiver's mailbox, or a reader that keeps
+        # up would be taken for a slow consumer.
+        return "mailbox_size must be at least rate_burst"
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
         return "log_level must be debug, info, warning or error"
     if bool(settings.tls_cert) != bool(settings.tls_key):

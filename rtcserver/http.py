@@ -215,8 +215,10 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
     """Everything that happens on one accepted TCP connection."""
     settings = state.settings
     state.connection_opened()
+    # One deadline for the head and the upgrade together; shutdown cancels it too.
+    deadline = trio.current_time() + settings.handshake_timeout
     try:
-        with trio.move_on_after(settings.handshake_timeout) as head_deadline:
+        with state.handshaking(deadline) as head_deadline:
             try:
                 head = await read_head(stream)
             except BadRequest as bad:
@@ -225,12 +227,15 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
         if head_deadline.cancelled_caught:
-            await send_and_linger(
-                stream,
-                text_response(
-                    408, f"request head not received within {settings.handshake_timeout:g}s"
-                ),
-            )
+            if state.shutting_down:
+                await send_and_linger(stream, text_response(503, "server is shutting down"))
+            else:
+                await send_and_linger(
+                    stream,
+                    text_response(
+                        408, f"request head not received within {settings.handshake_timeout:g}s"
+                    ),
+                )
             return
         if head is None:
             return
@@ -250,7 +255,7 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
             )
             return
         if is_websocket_upgrade(request):
-            await serve_websocket(state, stream, request, raw)
+            await serve_websocket(state, stream, request, raw, deadline)
         else:
             await send_and_linger(stream, await plain_http(state, request))
     finally:
@@ -259,7 +264,11 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
 
 
 async def serve_websocket(
-    state: ServerState, stream: trio.abc.Stream, request: h11.Request, raw: bytes
+    state: ServerState,
+    stream: trio.abc.Stream,
+    request: h11.Request,
+    raw: bytes,
+    deadline: float,
 ) -> None:
     settings = state.settings
     address = client_address(stream, request, settings.trust_proxy)
@@ -293,7 +302,7 @@ async def serve_websocket(
     replay = ReplayStream(stream, raw)
     # The nursery holds trio-websocket's reader task: it cannot outlive this connection.
     async with trio.open_nursery() as nursery:
-        with trio.move_on_after(settings.handshake_timeout) as handshake:
+        with state.handshaking(deadline) as handshake:
             try:
                 ws_request = await trio_websocket.wrap_server_stream(
                     nursery,

@@ -7,7 +7,9 @@ no locks are needed: Trio switches tasks only at awaits.
 from __future__ import annotations
 
 import collections
+import contextlib
 import secrets
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import attrs
@@ -39,6 +41,7 @@ class ServerState:
     # Set each time the last connection closes: shutdown waits on it.
     idle: trio.Event = attrs.field(factory=trio.Event)
     counters: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    _handshakes: set[trio.CancelScope] = attrs.field(factory=set)
     # Set when a call starts or ends, so the ring timer recomputes its next deadline.
     _ring_changed: trio.Event = attrs.field(factory=trio.Event)
     metrics: ServerMetrics = attrs.field(factory=ServerMetrics.create)
@@ -69,6 +72,23 @@ class ServerState:
             state.registry = state.cluster.mirror
         state.metrics.attach(state)
         return state
+
+    @contextlib.contextmanager
+    def handshaking(self, deadline: float) -> Iterator[trio.CancelScope]:
+        """A cancel scope for a connection still in its HTTP head or WebSocket upgrade,
+        ending at `deadline`, or when shutdown begins (it owes such clients nothing)."""
+        with trio.CancelScope(deadline=deadline) as scope:
+            if self.shutting_down:
+                scope.cancel()
+            self._handshakes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._handshakes.discard(scope)
+
+    def stop_handshakes(self) -> None:
+        for scope in list(self._handshakes):
+            scope.cancel()
 
     def connection_opened(self) -> None:
         self.connections += 1

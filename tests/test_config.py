@@ -18,11 +18,11 @@ def test_defaults_come_from_settings() -> None:
 
 
 def test_environment_overrides_defaults_and_flags_override_environment() -> None:
-    env = {"RTCSERVER_PORT": "4000", "RTCSERVER_MAILBOX_SIZE": "9", "RTCSERVER_TRUST_PROXY": "1"}
+    env = {"RTCSERVER_PORT": "4000", "RTCSERVER_MAILBOX_SIZE": "900", "RTCSERVER_TRUST_PROXY": "1"}
     settings = load_settings([], environ=env)
-    assert (settings.port, settings.mailbox_size, settings.trust_proxy) == (4000, 9, True)
+    assert (settings.port, settings.mailbox_size, settings.trust_proxy) == (4000, 900, True)
     settings = load_settings(["--port", "5000", "--no-trust-proxy"], environ=env)
-    assert (settings.port, settings.mailbox_size, settings.trust_proxy) == (5000, 9, False)
+    assert (settings.port, settings.mailbox_size, settings.trust_proxy) == (5000, 900, False)
 
 
 def test_lists_are_comma_separated_and_empty_means_none() -> None:
@@ -50,6 +50,7 @@ def test_every_setting_has_a_flag_an_env_var_and_help() -> None:
         ["--room-capacity", "1"],
         ["--keepalive-timeout", "0"],
         ["--log-level", "loud"],
+        ["--mailbox-size", "10", "--rate-burst", "20"],
     ],
 )
 def test_bad_values_are_refused_with_a_message(argv: list[str]) -> None:

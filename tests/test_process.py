@@ -87,3 +87,18 @@ def test_port_in_use_fails_with_a_clear_message() -> None:
         assert "Traceback" not in completed.stderr
     finally:
         blocker.close()
+
+
+def test_shutdown_does_not_wait_for_clients_still_sending_their_head() -> None:
+    with running_server("--stun", "", "--handshake-timeout", "30", "--drain-timeout", "10") as srv:
+        slow = socket.create_connection(("127.0.0.1", srv.port))
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # ...and the rest never comes
+        srv.wait_for_output(rb"listening", timeout=5)
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        slow.settimeout(5)
+        answer = slow.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        assert srv.proc.wait(timeout=10) == 0
+        assert time.monotonic() - started < 3  # neither the 30 s head nor the 10 s drain
+        slow.close()
