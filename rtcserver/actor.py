@@ -42,6 +42,8 @@ class Actor:
     # The shielded scope of a frame being written right now (see `kick`), and whether
     # a frame was ever cut in half: then no close frame can follow, only a TCP close.
     sending: trio.CancelScope | None = attrs.field(init=False, default=None)
+    # When the client was last heard from (a message or a pong): the keepalive clock.
+    last_heard: float = attrs.field(init=False, factory=trio.current_time)
     frame_cut: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:

@@ -171,7 +171,7 @@ async def websocket_handle(state: ServerState, ws: WebSocketConnection, session:
             message = await ws.get_message()
         except ConnectionClosed:
             return
-        now = trio.current_time()
+        now = actor.last_heard = trio.current_time()
         if not session.bucket.take(now):
             if session.warned:
                 actor.kick(CloseCode.POLICY_VIOLATION, "message rate limit exceeded")
@@ -318,20 +318,27 @@ def _announce_departure(actor: Actor, departure: Departure[Peer] | None) -> None
 
 
 async def websocket_info(state: ServerState, ws: WebSocketConnection, actor: Actor) -> None:
-    """Drain the mailbox onto the socket; ping the client when the line is quiet."""
+    """Drain the mailbox onto the socket; ping the client when it has been silent.
+
+    Silence is measured on what we *hear* (`Actor.last_heard`: its messages and pongs),
+    not on what we send, so a half-open peer is found even while traffic flows to it."""
     settings = state.settings
     inbox = actor.inbox
     try:
         while True:
-            with trio.move_on_after(settings.keepalive_interval) as quiet:
-                text = await inbox.receive()
-            if quiet.cancelled_caught:
+            ping_due = actor.last_heard + settings.keepalive_interval
+            if trio.current_time() >= ping_due:
                 if not await _write(actor, ws.ping(), settings.keepalive_timeout):
                     actor.kick(
                         CloseCode.KEEPALIVE_TIMEOUT,
                         f"no pong within {settings.keepalive_timeout:g}s",
                     )
+                actor.last_heard = trio.current_time()
                 continue
+            with trio.move_on_at(ping_due) as quiet:
+                text = await inbox.receive()
+            if quiet.cancelled_caught:
+                continue  # the reader may have heard from the client meanwhile
             if not await _write(actor, ws.send_message(text), settings.keepalive_timeout):
                 actor.kick(
                     CloseCode.SLOW_CONSUMER,

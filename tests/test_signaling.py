@@ -332,6 +332,29 @@ async def test_keepalive_drops_a_peer_that_never_answers_pings(start_server: Sta
         await sock.aclose()
 
 
+async def test_keepalive_finds_a_silent_peer_even_while_traffic_flows_to_it(
+    start_server: StartServer,
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        server = await start_server(keepalive_interval=0.3, keepalive_timeout=0.5)
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        creator = await stack.enter_async_context(connect(url))
+        room = await creator.create_room()
+        sock = await raw_upgrade(server.port)  # joins, then never reads or answers again
+        await sock.send_all(_masked_text_frame(json.dumps({"type": "ENTERROOM", "value": room})))
+        await creator.expect("PEERJOINED")
+        # Small messages keep flowing towards the silent peer, more often than the
+        # keepalive interval, so the line towards it is never quiet.
+        with trio.fail_after(5):
+            while True:
+                await creator.send('{"type":"tick"}')
+                with trio.move_on_after(0.1):
+                    message = await creator.recv()
+                    if message["type"] == "PEERLEFT":
+                        break
+        await sock.aclose()
+
+
 async def test_peer_that_answers_pings_is_kept(start_server: StartServer) -> None:
     async with contextlib.AsyncExitStack() as stack:
         server = await start_server(keepalive_interval=0.1, keepalive_timeout=1.0)
