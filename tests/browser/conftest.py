@@ -46,6 +46,9 @@ class LoopbackNamespace:
     gate_url: str  # where, inside the namespace, the server is reached
     chromium: Path  # a wrapper that starts Chromium inside the namespace
     bridge: loopback_gate.Bridge
+    # A command prefix that runs a program inside the namespace (nsenter ... --): a TURN
+    # server the browsers must reach, say. It execs, so the pid is the program's own.
+    enter: tuple[str, ...]
 
 
 def _namespace_commands(pid_placeholder: str) -> tuple[list[str], str]:
@@ -94,12 +97,11 @@ def loopback_namespace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loo
             f"util-linux, and root or user namespaces): {line!r}"
         )
         port = int(line.rsplit(b":", 1)[1])
+        enter = ("nsenter", *join.format(pid=gate.pid).split(), "--")
         wrapper = root / "chromium-in-namespace"
-        wrapper.write_text(
-            f'#!/bin/sh\nexec nsenter {join.format(pid=gate.pid)} -- {CHROMIUM} "$@"\n'
-        )
+        wrapper.write_text(f'#!/bin/sh\nexec {" ".join(enter)} {CHROMIUM} "$@"\n')
         wrapper.chmod(0o755)
-        yield LoopbackNamespace(f"http://127.0.0.1:{port}", wrapper, bridge)
+        yield LoopbackNamespace(f"http://127.0.0.1:{port}", wrapper, bridge, enter)
     finally:
         assert gate.stdin is not None
         gate.stdin.close()
@@ -128,7 +130,9 @@ def browser_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API allows one live instance per thread, and other
+# directories (tests/cluster) reuse this fixture under their own name.
+@pytest.fixture(scope="module")
 def browser(
     browser_home: dict[str, str], loopback_namespace: LoopbackNamespace
 ) -> Iterator[Browser]:
