@@ -5,6 +5,9 @@
  *   /            create a room, show its link, wait for a peer
  *   /?room=N     enter room N and call the peer in it
  *   &relay=1     force iceTransportPolicy "relay" (operators testing TURN)
+ *   &token=T     a personal sign-in token, for a server in token mode
+ *                (config.json "auth":"token"); it goes on the WebSocket URL.
+ *                With "auth":"password" the page asks for a name and password.
  *
  * For tests and debugging, window.rtc is the RoomClient (rtclib.js):
  * window.rtc.pc is the current RTCPeerConnection (null between calls) and
@@ -45,11 +48,18 @@
     chatInput: $("chat-input"),
     chatSend: $("chat-send"),
     serverNote: $("server-note"),
+    signIn: $("sign-in"),
+    signInForm: $("sign-in-form"),
+    signInMessage: $("sign-in-message"),
+    signInName: $("sign-in-name"),
+    signInPassword: $("sign-in-password"),
   };
 
   var params = new URLSearchParams(window.location.search);
   var forceRelay = params.get("relay") === "1";
+  var token = params.get("token") || null;
   var localStream = null;
+  var localMedia = null; // Promise of the MediaStream (or null), started once
   var client = null;
   var pageDone = false; // set once the page will not call again (wrong room, hang-up)
 
@@ -61,8 +71,14 @@
     node.hidden = !visible;
   }
 
-  /** The page's own address with the given room (and ?relay=1 kept, so both ends test TURN). */
-  function pageUrl(room) {
+  /**
+   * The page's address with the given room (and ?relay=1 kept, so both ends
+   * test TURN). The sign-in token is kept only when `own` is true, for this
+   * person's own navigation (rejoin, new room): a token is personal (it names
+   * its holder and may list the rooms they may enter), so the share link never
+   * carries it. Whoever opens the link uses their own token.
+   */
+  function pageUrl(room, own) {
     var url = new URL(window.location.pathname, window.location.href);
     if (room !== null && room !== undefined) {
       url.searchParams.set("room", String(room)); // String() of a safe integer: exact digits
@@ -70,11 +86,14 @@
     if (forceRelay) {
       url.searchParams.set("relay", "1");
     }
+    if (own && token) {
+      url.searchParams.set("token", token);
+    }
     return url.href;
   }
 
   function startNewRoom() {
-    window.location.href = pageUrl(null);
+    window.location.href = pageUrl(null, true);
   }
 
   // ------------------------------------------------------------ share link
@@ -321,20 +340,59 @@
     show(el.wrongRoom, true);
   }
 
-  function showEnded(message) {
+  function showEnded(message, canRejoin) {
     enableChat(false);
     el.hangUp.disabled = true;
     stopLocalMedia();
     clearRemote("Call ended");
+    show(el.signIn, false);
     el.endedMessage.textContent = message;
-    show(el.rejoin, client !== null && client.room !== null);
+    show(el.rejoin, canRejoin !== false && client !== null && client.room !== null);
     show(el.ended, true);
+  }
+
+  // --------------------------------------------------------------- sign-in
+
+  var AUTH_TEXT = {
+    "auth-failed": "Wrong name or password. Try again.",
+    "auth-throttled": "Too many failed sign-ins. Wait a minute, then try again.",
+    "auth-required": "This server asks for a name and password.",
+  };
+
+  var signInNote = "This server asks you to sign in.";
+
+  /** credentials() for RoomClient in password mode: the form's name and password, once submitted. */
+  function askForPassword() {
+    setStatus("Sign in to continue");
+    el.signInMessage.textContent = signInNote;
+    show(el.signIn, true);
+    el.signInName.focus();
+    return new Promise(function (resolve) {
+      el.signInForm.onsubmit = function (event) {
+        event.preventDefault();
+        el.signInForm.onsubmit = null;
+        show(el.signIn, false);
+        setStatus("Signing in…");
+        resolve({ name: el.signInName.value.trim(), password: el.signInPassword.value });
+        el.signInPassword.value = "";
+      };
+    });
+  }
+
+  function onAuthError(err, room) {
+    if (err.code === "auth-failed" || err.code === "auth-throttled") {
+      signInNote = AUTH_TEXT[err.code];
+      connect(room); // a refused sign-in closes the socket: the next try is a new one
+      return;
+    }
+    setStatus("Not signed in");
+    showEnded(AUTH_TEXT[err.code] || err.message, false);
   }
 
   el.newRoom.addEventListener("click", startNewRoom);
   el.endedNewRoom.addEventListener("click", startNewRoom);
   el.rejoin.addEventListener("click", function () {
-    window.location.href = pageUrl(client.room);
+    window.location.href = pageUrl(client.room, true);
   });
   el.hangUp.addEventListener("click", function () {
     if (client) {
@@ -362,14 +420,32 @@
       }
     }
 
-    client = new RtcLib.RoomClient({
+    localMedia = startLocalMedia();
+    connect(room);
+  }
+
+  /** A RoomClient for `room` (null: a new one), wired to the page. Called again after a refused password. */
+  function connect(room) {
+    var self = new RtcLib.RoomClient({
       room: room,
       forceRelay: forceRelay,
-      localMedia: startLocalMedia(),
+      localMedia: localMedia,
+      token: token,
+      credentials: askForPassword,
     });
-    window.rtc = client;
+    client = self;
+    window.rtc = self;
 
-    client.addEventListener("room", function (event) {
+    /** Listen to this client only while it is the page's current one. */
+    function on(type, handler) {
+      self.addEventListener(type, function (event) {
+        if (client === self) {
+          handler(event);
+        }
+      });
+    }
+
+    on("room", function (event) {
       if (room === null) {
         // A joiner's link is shown once the room has taken it ("calling"),
         // so a wrong room never flashes a link.
@@ -377,50 +453,57 @@
         setStatus("Waiting for someone to join. Share this link:");
       }
     });
-    client.addEventListener("wrongroom", function (event) {
+    on("wrongroom", function (event) {
       showWrongRoom(event.detail.reason);
     });
-    client.addEventListener("peerjoined", function () {
+    on("peerjoined", function () {
       setStatus("A peer is joining…");
       enableChat(true);
     });
-    client.addEventListener("calling", function () {
-      showShareLink(client.room);
+    on("calling", function () {
+      showShareLink(self.room);
       setStatus("Connecting…");
       enableChat(true);
     });
-    client.addEventListener("peerleft", function () {
+    on("peerleft", function () {
       setStatus("Your peer left. Waiting for someone to join this link:");
       clearRemote("Peer left");
       enableChat(false);
     });
-    client.addEventListener("remotestream", function (event) {
+    on("remotestream", function (event) {
       showRemote(event.detail);
     });
-    client.addEventListener("callstate", function (event) {
+    on("callstate", function (event) {
       var text = CALL_STATUS[event.detail];
       if (text) {
         setStatus(text);
       }
     });
-    client.addEventListener("chat", function (event) {
+    on("chat", function (event) {
       addChatLine("Peer", event.detail.text);
     });
-    client.addEventListener("servererror", function (event) {
+    on("servererror", function (event) {
       var d = event.detail;
       if (d.code === "no-peer") {
         return; // a candidate that crossed the peer's departure: expected, harmless
       }
       showServerNote("Server: " + (d.message || d.code || "error"));
     });
-    client.addEventListener("disconnected", function () {
+    on("disconnected", function () {
       setStatus("Disconnected from the server");
       showEnded("The connection to the server was lost.");
     });
 
     setStatus(room === null ? "Creating a room…" : "Joining the room…");
     el.hangUp.disabled = false;
-    client.start().catch(function (err) {
+    self.start().catch(function (err) {
+      if (client !== self) {
+        return;
+      }
+      if (err && err.name === "AuthError") {
+        onAuthError(err, room);
+        return;
+      }
       console.error(err);
       setStatus("Could not reach the server");
       showEnded("Could not reach the signaling server. Check your connection and try again.");

@@ -3,13 +3,17 @@
  * as three small parts that know nothing about any page's DOM:
  *
  *   SignalingChannel  a WebSocket carrying JSON objects, one per text frame.
- *   PeerCall          one RTCPeerConnection: offer/answer/candidates for one call.
- *   RoomClient        the room protocol on top of both: GETROOM / ENTERROOM,
- *                     PEERJOINED / PEERLEFT / WRONGROOM, chat (CHATMSG), ERROR.
+ *   openSignaling     opens a SignalingChannel the way the server's config.json
+ *                     asks (no auth, a ?token=, or AUTH with a password) and says
+ *                     where each call's ICE servers come from (config.json, or
+ *                     GETCONFIG over the socket when authentication is on).
+ *   PeerCall          one RTCPeerConnection: offer/answer/candidates for one call,
+ *                     and optionally one RTCDataChannel.
  *
- * A page (index.html today, phone.html later) builds a RoomClient, or its own
- * flow from SignalingChannel and PeerCall, and listens to their events.
- * Everything is exposed as window.RtcLib. Needs adapter.js first.
+ * Clients built on them live in their own files and add themselves to
+ * window.RtcLib: roomclient.js (RoomClient, the room page's protocol) and
+ * phonelib.js (PhoneClient, calling people by name). Pages listen to their
+ * events and know nothing of the wire. Needs adapter.js first.
  *
  * Testing hook: when window.RTCSERVER_CANDIDATE_FILTER is an array of IP
  * addresses, every ICE candidate whose address is not in it is dropped, both
@@ -26,8 +30,12 @@
     target.dispatchEvent(new CustomEvent(type, { detail: detail }));
   }
 
-  /** The WebSocket URL beside the page: same host:port, wss: when the page is https:. */
-  function signalingUrl(loc) {
+  /**
+   * The WebSocket URL beside the page: same host:port, wss: when the page is
+   * https:, and ?token= when a token is given (the server checks it before the
+   * upgrade and answers 401 to a bad one).
+   */
+  function signalingUrl(loc, token) {
     loc = loc || window.location;
     // Resolved relative to the page, so the page also works under a path prefix;
     // for a page served at "/" (or "/phone.html") this is "/ws".
@@ -35,6 +43,9 @@
     url.protocol = loc.protocol === "https:" ? "wss:" : "ws:";
     url.search = "";
     url.hash = "";
+    if (token) {
+      url.searchParams.set("token", token);
+    }
     return url.href;
   }
 
@@ -56,22 +67,11 @@
     return Number.isSafeInteger(n) ? n : null;
   }
 
-  /** The room number of a GETROOM reply, or null when it is not a safe integer. */
-  function roomFromMessage(value) {
-    if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) {
-      return value;
-    }
-    return null;
-  }
-
   /**
-   * The RTCConfiguration for the next call: iceServers and iceTransportPolicy
-   * from the server's config.json, with "relay" forced when forceRelay is true
-   * (the page's ?relay=1, for operators testing TURN). Fetched per call because
-   * TURN credentials are short-lived. A server without config.json still gets
-   * a working (host-candidates only) configuration.
+   * The server's config.json: {iceServers, iceTransportPolicy, auth}. A server
+   * without one gives {} (no ICE servers, no authentication), never a rejection.
    */
-  function loadRtcConfig(url, forceRelay) {
+  function loadServerConfig(url) {
     var controller = typeof AbortController === "function" ? new AbortController() : null;
     var timer = controller ? setTimeout(function () { controller.abort(); }, 5000) : null;
     return fetch(url, { cache: "no-store", signal: controller ? controller.signal : undefined })
@@ -89,13 +89,33 @@
         if (timer) {
           clearTimeout(timer);
         }
-        body = body && typeof body === "object" ? body : {};
-        var policy = body.iceTransportPolicy === "relay" ? "relay" : "all";
-        return {
-          iceServers: Array.isArray(body.iceServers) ? body.iceServers : [],
-          iceTransportPolicy: forceRelay ? "relay" : policy,
-        };
+        return body && typeof body === "object" && !Array.isArray(body) ? body : {};
       });
+  }
+
+  /**
+   * An RTCConfiguration from a config.json body or a CONFIG message, with
+   * "relay" forced when forceRelay is true (the page's ?relay=1, for operators
+   * testing TURN).
+   */
+  function rtcConfigFrom(body, forceRelay) {
+    body = body && typeof body === "object" ? body : {};
+    var policy = body.iceTransportPolicy === "relay" ? "relay" : "all";
+    return {
+      iceServers: Array.isArray(body.iceServers) ? body.iceServers : [],
+      iceTransportPolicy: forceRelay ? "relay" : policy,
+    };
+  }
+
+  /**
+   * The RTCConfiguration for the next call from config.json. Fetched per call
+   * because TURN credentials are short-lived. A server without config.json
+   * still gets a working (host-candidates only) configuration.
+   */
+  function loadRtcConfig(url, forceRelay) {
+    return loadServerConfig(url).then(function (body) {
+      return rtcConfigFrom(body, forceRelay);
+    });
   }
 
   // ------------------------------------------------------ candidate filter
@@ -142,6 +162,7 @@
       super();
       this.url = url;
       this.socket = null;
+      this._waiters = []; // pending request()s, oldest first
     }
 
     /** Connect; resolves when open, rejects if the socket closes first. */
@@ -166,18 +187,62 @@
             console.warn("rtclib: dropping a frame that is not JSON:", event.data);
             return;
           }
-          if (msg && typeof msg === "object" && !Array.isArray(msg)) {
+          if (msg && typeof msg === "object" && !Array.isArray(msg) && !self._answer(msg)) {
             emit(self, "message", msg);
           }
         };
         socket.onclose = function (event) {
           var detail = { code: event.code, reason: event.reason, wasClean: event.wasClean };
           if (!opened) {
-            reject(new Error("could not connect to " + self.url + " (close code " + event.code + ")"));
+            // The URL may carry a token: name the path only.
+            reject(new Error("could not connect to the server (close code " + event.code + ")"));
           }
+          var waiters = self._waiters;
+          self._waiters = [];
+          waiters.forEach(function (w) {
+            clearTimeout(w.timer);
+            w.reject(new Error("the connection closed before the " + w.types.join("/") + " reply"));
+          });
           emit(self, "close", detail);
         };
       });
+    }
+
+    /**
+     * Send `msg` and resolve with the next message whose type is in
+     * `replyTypes` (that message is not emitted as a "message" event). The
+     * server answers in order, so concurrent requests get their own replies.
+     * Rejects when the socket is not open, closes first, or after timeoutMs.
+     */
+    request(msg, replyTypes, timeoutMs) {
+      var self = this;
+      return new Promise(function (resolve, reject) {
+        var waiter = { types: replyTypes, resolve: resolve, reject: reject, timer: null };
+        waiter.timer = setTimeout(function () {
+          self._waiters = self._waiters.filter(function (w) { return w !== waiter; });
+          reject(new Error("no " + replyTypes.join("/") + " reply within " + timeoutMs + " ms"));
+        }, timeoutMs || 10000);
+        self._waiters.push(waiter);
+        if (!self.send(msg)) {
+          clearTimeout(waiter.timer);
+          self._waiters = self._waiters.filter(function (w) { return w !== waiter; });
+          reject(new Error("not connected to the server"));
+        }
+      });
+    }
+
+    /** Hand `msg` to the oldest request() waiting for its type; true if one took it. */
+    _answer(msg) {
+      for (var i = 0; i < this._waiters.length; i++) {
+        var waiter = this._waiters[i];
+        if (waiter.types.indexOf(msg.type) !== -1) {
+          this._waiters.splice(i, 1);
+          clearTimeout(waiter.timer);
+          waiter.resolve(msg);
+          return true;
+        }
+      }
+      return false;
     }
 
     get isOpen() {
@@ -200,6 +265,102 @@
     }
   }
 
+  // ---------------------------------------------------------- openSignaling
+
+  /** A refused sign-in: `code` is the server's ERROR code (auth-failed, token-expired, ...). */
+  class AuthError extends Error {
+    constructor(code, message) {
+      super(message);
+      this.name = "AuthError";
+      this.code = code;
+    }
+  }
+
+  var REQUEST_MS = 10000;
+
+  /**
+   * Open `channel` the way the server's config.json ("auth") asks:
+   *   null        just open it;
+   *   "token"     options.token goes on the WebSocket URL as ?token=;
+   *   "password"  options.credentials() gives {name, password} (a page asks the
+   *               person), then AUTH is the first message.
+   * Resolves {auth, name (from the AUTH reply, or null), rtcConfig}, where
+   * rtcConfig() gives a fresh RTCConfiguration for each call: from config.json
+   * without authentication, else from GETCONFIG over the socket, because then
+   * config.json carries no TURN credentials. Rejects with an AuthError when the
+   * server refuses the sign-in, or an Error when it cannot be reached.
+   *
+   * options: {configUrl, token, credentials, forceRelay}
+   */
+  async function openSignaling(channel, options) {
+    var server = await loadServerConfig(options.configUrl || configUrl());
+    var auth = server.auth === "token" || server.auth === "password" ? server.auth : null;
+    var forceRelay = !!options.forceRelay;
+    if (auth === "token") {
+      if (!options.token) {
+        throw new AuthError("token-missing", "This server needs a personal link with a sign-in token (?token=…) in it.");
+      }
+      var url = new URL(channel.url);
+      url.searchParams.set("token", options.token);
+      channel.url = url.href;
+    }
+    // Asked before connecting: the server gives a new socket only a few seconds to AUTH.
+    var credentials = auth === "password" ? await options.credentials() : null;
+    try {
+      await channel.open();
+    } catch (err) {
+      if (auth === "token") {
+        // A refused token gets HTTP 401 before the upgrade, which a page cannot read.
+        throw new AuthError("token-refused", "The server refused this link's sign-in token (it may have expired).");
+      }
+      throw err;
+    }
+    var name = null;
+    if (auth === "password") {
+      var reply = await channel.request(
+        { type: "AUTH", name: String(credentials.name || ""), password: String(credentials.password || "") },
+        ["AUTH", "ERROR"],
+        REQUEST_MS
+      );
+      if (reply.type !== "AUTH" || reply.success !== true) {
+        channel.close(1000, "sign-in refused");
+        throw new AuthError(String(reply.code || "auth-failed"), String(reply.message || "sign-in refused"));
+      }
+      name = typeof reply.name === "string" ? reply.name : null;
+    }
+    var cfgUrl = options.configUrl || configUrl();
+    return {
+      auth: auth,
+      name: name,
+      rtcConfig: function () {
+        if (auth === null) {
+          return loadRtcConfig(cfgUrl, forceRelay);
+        }
+        return channel.request({ type: "GETCONFIG" }, ["CONFIG"], REQUEST_MS).then(
+          function (config) { return rtcConfigFrom(config, forceRelay); },
+          function (err) {
+            console.warn("rtclib: no CONFIG from the server, using config.json's ICE servers:", err);
+            return rtcConfigFrom(server, forceRelay);
+          }
+        );
+      },
+    };
+  }
+
+  /**
+   * The unverified `sub` (user name) of a JWT, for pre-filling a name field;
+   * null when there is none. Never trusted: the server checks the token.
+   */
+  function tokenName(token) {
+    try {
+      var payload = String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var claims = JSON.parse(decodeURIComponent(escape(atob(payload))));
+      return claims && typeof claims.sub === "string" ? claims.sub : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
   // --------------------------------------------------------------- PeerCall
 
   /**
@@ -208,10 +369,15 @@
    * new PeerCall.
    *
    * options: {rtcConfig, localStream (MediaStream or null), send(msg) -> bool,
-   *           candidateFilter (array, default: window.RTCSERVER_CANDIDATE_FILTER)}
+   *           candidateFilter (array, default: window.RTCSERVER_CANDIDATE_FILTER),
+   *           receive (media kinds to receive as the caller, default
+   *             ["audio", "video"]; [] for a data-only call),
+   *           dataChannel (a label: the caller opens an RTCDataChannel of
+   *             that name before its offer; default none)}
    * Events:
    *   "remotestream"  detail: MediaStream of the peer's tracks
    *   "statechange"   detail: pc.connectionState
+   *   "datachannel"   detail: the RTCDataChannel (opened by us or by the peer), also `call.dc`
    */
   class PeerCall extends EventTarget {
     constructor(options) {
@@ -222,6 +388,9 @@
       this.localStream = options.localStream || null;
       this.remoteStream = null;
       this.closed = false;
+      this.receive = Array.isArray(options.receive) ? options.receive : ["audio", "video"];
+      this.dataChannelLabel = options.dataChannel || null;
+      this.dc = null;
       this._pendingCandidates = [];
       this.pc = RtcAdapter.createPeerConnection(options.rtcConfig);
 
@@ -251,12 +420,21 @@
       this.pc.onconnectionstatechange = function () {
         emit(self, "statechange", self.pc.connectionState);
       };
+      this.pc.ondatachannel = function (event) {
+        self._useDataChannel(event.channel);
+      };
     }
 
-    /** As the caller: make and send the offer. Receives audio and video even without local media. */
+    /**
+     * As the caller: make and send the offer. Receives the `receive` kinds even
+     * without local media, and opens the data channel first if asked to.
+     */
     async call() {
       var self = this;
-      ["audio", "video"].forEach(function (kind) {
+      if (this.dataChannelLabel && !this.dc) {
+        this._useDataChannel(this.pc.createDataChannel(this.dataChannelLabel));
+      }
+      this.receive.forEach(function (kind) {
         var sending = self.pc.getSenders().some(function (s) { return s.track && s.track.kind === kind; });
         if (!sending) {
           self.pc.addTransceiver(kind, { direction: "recvonly" });
@@ -301,8 +479,21 @@
       this.pc.onicecandidate = null;
       this.pc.ontrack = null;
       this.pc.onconnectionstatechange = null;
+      this.pc.ondatachannel = null;
+      if (this.dc) {
+        this.dc.close();
+      }
       this.pc.close();
       emit(this, "statechange", "closed");
+    }
+
+    _useDataChannel(channel) {
+      if (this.closed) {
+        channel.close();
+        return;
+      }
+      this.dc = channel;
+      emit(this, "datachannel", channel);
     }
 
     _sendDescription(description) {
@@ -332,204 +523,17 @@
     }
   }
 
-  // ------------------------------------------------------------- RoomClient
-
-  /**
-   * The book's room flow. Without a room number it creates a room (GETROOM)
-   * and waits; with one it enters it (ENTERROOM) and, as the newcomer, makes
-   * the offer. When the peer leaves, the call is torn down and the client waits
-   * in the same room for the next peer, who will make a new offer.
-   *
-   * options: {room (number or null), signalingUrl, configUrl, forceRelay,
-   *           localMedia (Promise of MediaStream or null)}
-   * Properties: room, peerPresent, call (PeerCall or null), pc (its
-   *   RTCPeerConnection or null: tests read window.rtc.pc).
-   * Events: "room" {room}, "wrongroom" {reason}, "peerjoined", "peerleft",
-   *   "calling", "remotestream" (MediaStream), "callstate" (connectionState),
-   *   "chat" {text}, "servererror" {code, message}, "disconnected" {code, reason},
-   *   "unhandled" (any other message, for pages that extend the protocol).
-   */
-  class RoomClient extends EventTarget {
-    constructor(options) {
-      super();
-      this.room = options.room == null ? null : options.room;
-      this.joining = this.room !== null;
-      this.signalingUrl = options.signalingUrl || signalingUrl();
-      this.configUrl = options.configUrl || configUrl();
-      this.forceRelay = !!options.forceRelay;
-      this.localMedia = Promise.resolve(options.localMedia || null);
-      this.channel = new SignalingChannel(this.signalingUrl);
-      this.call = null;
-      this.peerPresent = false;
-      this.finished = false; // after WRONGROOM, hang-up or a lost server
-      this._inbox = Promise.resolve();
-      this._epoch = 0; // bumped whenever the peer changes, to drop stale work
-    }
-
-    get pc() {
-      return this.call ? this.call.pc : null;
-    }
-
-    /** Connect and enter (or create) the room. */
-    async start() {
-      var self = this;
-      this.channel.addEventListener("message", function (event) {
-        // One message at a time, in order: an offer is fully applied before
-        // the candidates that follow it.
-        self._inbox = self._inbox
-          .then(function () { return self._dispatch(event.detail); })
-          .catch(function (err) { console.error("rtclib: failed to handle", event.detail, err); });
-      });
-      this.channel.addEventListener("close", function (event) {
-        self._inbox = self._inbox.then(function () { self._onChannelClosed(event.detail); });
-      });
-      await this.channel.open();
-      if (this.joining) {
-        this.channel.send({ type: "ENTERROOM", value: this.room });
-        // A room exists only while someone is in it, so a successful entry
-        // means a peer is there; WRONGROOM takes this back.
-        this.peerPresent = true;
-        emit(this, "room", { room: this.room });
-        // Not queued behind the inbox: a WRONGROOM arriving while the camera
-        // starts must be seen at once (it cancels the offer).
-        this._startCall(true).catch(function (err) {
-          console.error("rtclib: could not start the call", err);
-        });
-      } else {
-        this.channel.send({ type: "GETROOM", value: "" });
-      }
-    }
-
-    /** Send a chat line to the peer (through the server). */
-    sendChat(text) {
-      return this.channel.send({ type: "CHATMSG", value: String(text) });
-    }
-
-    /** Leave: end the call and the connection (the server tells the peer). */
-    hangUp() {
-      this.finished = true;
-      this._endCall();
-      this.channel.close(1000, "hang up");
-    }
-
-    async _dispatch(msg) {
-      if (this.finished) {
-        return;
-      }
-      switch (msg.type) {
-        case "GETROOM": {
-          var room = roomFromMessage(msg.value);
-          if (room === null) {
-            emit(this, "servererror", { code: "bad-room", message: "the server sent an unusable room number" });
-            return;
-          }
-          this.room = room;
-          emit(this, "room", { room: room });
-          return;
-        }
-        case "WRONGROOM":
-          this.finished = true;
-          this.peerPresent = false;
-          this._endCall();
-          this.channel.close(1000, "wrong room");
-          emit(this, "wrongroom", { reason: typeof msg.reason === "string" ? msg.reason : "" });
-          return;
-        case "PEERJOINED":
-          this._epoch++;
-          this._endCall(); // a leftover call from an earlier peer, if any
-          this.peerPresent = true;
-          emit(this, "peerjoined");
-          return;
-        case "PEERLEFT":
-          this._epoch++;
-          this.peerPresent = false;
-          this._endCall();
-          emit(this, "peerleft");
-          return;
-        case "offer":
-          // Each offer is a new call: this page never renegotiates.
-          this.peerPresent = true;
-          var answering = await this._startCall(false);
-          if (answering) {
-            await answering.handle(msg);
-          }
-          return;
-        case "answer":
-        case "candidate":
-          if (this.call) {
-            await this.call.handle(msg);
-          }
-          return;
-        case "CHATMSG":
-          if (typeof msg.value === "string") {
-            emit(this, "chat", { text: msg.value });
-          }
-          return;
-        case "ERROR":
-          console.warn("rtcserver error:", msg.code, msg.message);
-          emit(this, "servererror", { code: String(msg.code || ""), message: String(msg.message || "") });
-          return;
-        default:
-          emit(this, "unhandled", msg);
-      }
-    }
-
-    async _startCall(asCaller) {
-      var epoch = this._epoch;
-      this._endCall();
-      var results = await Promise.all([this.localMedia, loadRtcConfig(this.configUrl, this.forceRelay)]);
-      if (this.finished || epoch !== this._epoch || !this.peerPresent) {
-        return null; // WRONGROOM, a hang-up or a change of peer while we waited
-      }
-      var self = this;
-      var call = new PeerCall({
-        rtcConfig: results[1],
-        localStream: results[0],
-        send: function (msg) { return self.channel.send(msg); },
-      });
-      call.addEventListener("remotestream", function (event) {
-        if (self.call === call) {
-          emit(self, "remotestream", event.detail);
-        }
-      });
-      call.addEventListener("statechange", function (event) {
-        if (self.call === call) {
-          emit(self, "callstate", event.detail);
-        }
-      });
-      this.call = call;
-      emit(this, "calling", { caller: asCaller });
-      if (asCaller) {
-        await call.call();
-      }
-      return call;
-    }
-
-    _endCall() {
-      var call = this.call;
-      if (call) {
-        this.call = null;
-        call.close();
-      }
-    }
-
-    _onChannelClosed(detail) {
-      this._endCall();
-      if (!this.finished) {
-        this.finished = true;
-        this.peerPresent = false;
-        emit(this, "disconnected", detail);
-      }
-    }
-  }
-
   window.RtcLib = {
     SignalingChannel: SignalingChannel,
     PeerCall: PeerCall,
-    RoomClient: RoomClient,
+    AuthError: AuthError,
+    openSignaling: openSignaling,
+    tokenName: tokenName,
     signalingUrl: signalingUrl,
     configUrl: configUrl,
+    loadServerConfig: loadServerConfig,
     loadRtcConfig: loadRtcConfig,
+    rtcConfigFrom: rtcConfigFrom,
     parseRoom: parseRoom,
     candidateAddress: candidateAddress,
     candidateAllowed: candidateAllowed,

@@ -96,7 +96,11 @@ class Bridge:
     def _connect(self) -> socket.socket:
         if self.target is None:
             raise OSError("no server to bridge to")
-        return socket.create_connection(self.target, timeout=5)
+        upstream = socket.create_connection(self.target, timeout=5)
+        # The timeout was for connecting only: left on, it would also end any stream
+        # that stays quiet for 5 s (a WebSocket waiting for a call to be answered).
+        upstream.settimeout(None)
+        return upstream
 
     def close(self) -> None:
         # shutdown() wakes the thread blocked in accept(); close() alone does not.

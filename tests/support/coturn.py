@@ -5,6 +5,12 @@ It never touches a system-wide coturn: the listening port is a free ephemeral on
 config file is passed with `-c`, and only the process we started is signalled. Ready
 means "answers a STUN Binding request", polled with a deadline; stop is SIGTERM, then
 SIGKILL if coturn has not exited by its deadline.
+
+`enter` runs coturn in another network namespace (a command prefix such as
+`nsenter --net=/proc/PID/ns/net --`, which execs): the browser tests' loopback-only
+namespace, whose 127.0.0.1 is not ours. Readiness is then probed from in there too, by
+running this module as a script under the same prefix:
+`python -m tests.support.coturn HOST PORT TIMEOUT` exits 0 once HOST:PORT answers STUN.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -24,6 +31,7 @@ import attrs
 from tests.support.stun import BINDING_SUCCESS, StunClient
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
+ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 RELAY_PORTS = 32
 
@@ -103,8 +111,13 @@ def running_coturn(
     realm: str = "rtcserver.test",
     startup_timeout: float = 15.0,
     stop_timeout: float = 10.0,
+    enter: Sequence[str] = (),
 ) -> Iterator[Coturn]:
-    """Start a private coturn in `tmp_dir`, wait until it answers STUN, yield it, stop it."""
+    """Start a private coturn in `tmp_dir`, wait until it answers STUN, yield it, stop it.
+
+    `enter`: a command prefix that runs coturn (and the readiness probe) in another
+    network namespace; see the module docstring.
+    """
     tmp_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     # Relay ports are only bound on allocation, and coturn skips busy ones in the range.
@@ -115,7 +128,7 @@ def running_coturn(
     stdout_file = tmp_dir / "turnserver.stdout"
     with stdout_file.open("wb") as out:
         proc = subprocess.Popen(
-            [TURNSERVER, "-c", str(conf)],
+            [*enter, TURNSERVER, "-c", str(conf)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -133,7 +146,10 @@ def running_coturn(
         stdout_file=stdout_file,
     )
     try:
-        _wait_until_ready(server, startup_timeout)
+        if enter:
+            _wait_until_ready_elsewhere(server, startup_timeout, enter)
+        else:
+            _wait_until_ready(server, startup_timeout)
         yield server
     finally:
         _stop(proc, stop_timeout)
@@ -154,6 +170,33 @@ def _wait_until_ready(server: Coturn, timeout: float) -> None:
     raise AssertionError(f"coturn did not answer STUN within {timeout}s:\n{server.log()}")
 
 
+def _answers_stun(address: tuple[str, int], timeout: float) -> bool:
+    """Whether `address` answers a STUN Binding request within `timeout` (polled)."""
+    deadline = time.monotonic() + timeout
+    with StunClient(address) as client:
+        while (remaining := deadline - time.monotonic()) > 0:
+            answer = client.binding(timeout=min(0.5, remaining))
+            if answer is not None and answer.type == BINDING_SUCCESS:
+                return True
+    return False
+
+
+def _wait_until_ready_elsewhere(server: Coturn, timeout: float, enter: Sequence[str]) -> None:
+    probe = [*enter, sys.executable, "-m", "tests.support.coturn", server.host, str(server.port)]
+    try:
+        done = subprocess.run(
+            [*probe, str(timeout)], cwd=ROOT, capture_output=True, timeout=timeout + 10
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the coturn probe hung:\n{server.log()}") from None
+    if done.returncode != 0:
+        state = "exited" if server.proc.poll() is not None else "runs but"
+        raise AssertionError(
+            f"coturn {state} did not answer STUN within {timeout}s in its namespace "
+            f"(probe said {done.stdout + done.stderr!r}):\n{server.log()}"
+        )
+
+
 def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -162,3 +205,9 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+if __name__ == "__main__":
+    # The readiness probe for `enter`: run inside the namespace coturn listens in.
+    host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    sys.exit(0 if _answers_stun((host, port), timeout) else 1)

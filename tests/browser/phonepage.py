@@ -1,0 +1,174 @@
+"""`PhonePage`: one person on the soft phone (www/phone.html), in headless Chromium.
+
+Built on `CallPage` (one browser context, its console and uncaught errors). Names
+what a person does and sees: log in, the list of people, ringing, Accept / Reject,
+the call's media and chat, the note that says how a call ended. The page exposes
+its PhoneClient as `window.phone` (`.call`, `.pc`, `.dc`) and its ring tone as
+`window.phoneRing` (see www/phone.js). Every wait has a deadline; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.callpage import CONNECT_MS, MEDIA_MS, POLL_MS, UI_MS, CallPage
+
+# True once video frames are being decoded on the phone's call: the count grew
+# since this function's previous call for the same RTCPeerConnection (two samples).
+VIDEO_FLOWING = """
+async () => {
+  const pc = window.phone && window.phone.pc;
+  const video = document.getElementById('remoteVideo');
+  if (!pc || pc.connectionState !== 'connected' || video.videoWidth === 0) return false;
+  let frames = 0;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      frames = Math.max(frames, r.framesDecoded || 0);
+    }
+  });
+  window.__framesSeen = window.__framesSeen || new WeakMap();
+  const before = window.__framesSeen.get(pc);
+  window.__framesSeen.set(pc, frames);
+  return before !== undefined && before > 0 && frames > before;
+}
+"""
+
+# The number of audio packets received on the phone's call (0 until connected).
+AUDIO_PACKETS = """
+async () => {
+  const pc = window.phone && window.phone.pc;
+  if (!pc || pc.connectionState !== 'connected') return 0;
+  let packets = 0;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      packets = Math.max(packets, r.packetsReceived || 0);
+    }
+  });
+  return packets;
+}
+"""
+
+# What kinds of media the call's RTCPeerConnection negotiated and carries.
+MEDIA_KINDS = """
+() => {
+  const phone = window.phone, pc = phone.pc;
+  const sdpKinds = (d) => d ? [...d.sdp.matchAll(/^m=(\\w+)/gm)].map((m) => m[1]) : null;
+  return {
+    transceivers: pc.getTransceivers().map((t) => t.receiver.track.kind),
+    senders: pc.getSenders().filter((s) => s.track).map((s) => s.track.kind),
+    localTracks: phone.localStream ? phone.localStream.getTracks().map((t) => t.kind) : [],
+    localSdp: sdpKinds(pc.localDescription),
+    remoteSdp: sdpKinds(pc.remoteDescription),
+  };
+}
+"""
+
+
+class PhonePage:
+    def __init__(self, page: CallPage) -> None:
+        self.call_page = page
+        self.page = page.page
+
+    def evaluate(self, expression: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expression, arg)
+
+    def _wait(self, expression: str, arg: Any = None, timeout: int = UI_MS) -> Any:
+        return self.page.wait_for_function(expression, arg=arg, timeout=timeout, polling=POLL_MS)
+
+    # ---------------------------------------------------------------- login
+
+    def log_in(self, name: str, password: str | None = None) -> PhonePage:
+        """Log in and wait until the directory shows."""
+        self.submit_login(name, password)
+        self.page.wait_for_selector("#directory", state="visible", timeout=UI_MS)
+        assert self.page.inner_text("#me-name") == name
+        return self
+
+    def submit_login(self, name: str, password: str | None = None) -> None:
+        self.page.wait_for_selector("#login-form", state="visible", timeout=UI_MS)
+        self.page.fill("#login-name", name)
+        if password is not None:
+            self.page.fill("#login-password", password)
+        self.page.click("#login-submit")
+
+    def login_error(self) -> str:
+        self.page.wait_for_selector("#login-error", state="visible", timeout=UI_MS)
+        return self.page.inner_text("#login-error")
+
+    # ------------------------------------------------------------ directory
+
+    def user(self, name: str) -> str:
+        return f'#users li[data-name="{name}"]'
+
+    def wait_user(self, name: str, status: str = "available") -> None:
+        """Wait until `name` is listed with `status` ("available" or "busy")."""
+        self.page.wait_for_selector(f"{self.user(name)}.{status}", timeout=UI_MS)
+
+    def wait_user_gone(self, name: str) -> None:
+        self.page.wait_for_selector(self.user(name), state="detached", timeout=UI_MS)
+
+    def call(self, name: str, media: str = "video") -> None:
+        """Click Call (video), Voice (audio) or Text (data) beside `name`."""
+        self.page.wait_for_selector(self.user(name), timeout=UI_MS)
+        self.page.click(f"{self.user(name)} button.call-{media}")
+
+    # ----------------------------------------------------------------- calls
+
+    def wait_incoming(self, caller: str) -> None:
+        self.page.wait_for_selector("#incoming", state="visible", timeout=UI_MS)
+        assert self.page.inner_text("#incoming-from") == caller
+
+    def ringing(self) -> bool:
+        return bool(self.evaluate("window.phoneRing.playing"))
+
+    def wait_note(self, fragment: str, timeout: int = UI_MS) -> str:
+        """Wait until the note (how the last call ended) contains `fragment`."""
+        self._wait(
+            "f => !document.getElementById('note').hidden"
+            " && document.getElementById('note').textContent.includes(f)",
+            fragment,
+            timeout,
+        )
+        return self.page.inner_text("#note")
+
+    def wait_connected(self) -> None:
+        self._wait("() => window.phone?.pc?.connectionState === 'connected'", timeout=CONNECT_MS)
+
+    def wait_video_flowing(self) -> None:
+        self.page.wait_for_function(VIDEO_FLOWING, timeout=MEDIA_MS, polling=250)
+
+    def wait_audio_packets(self) -> int:
+        handle = self.page.wait_for_function(
+            f"async () => {{ const n = await ({AUDIO_PACKETS})(); return n > 0 ? n : false; }}",
+            timeout=MEDIA_MS,
+            polling=250,
+        )
+        packets = handle.json_value()
+        assert isinstance(packets, int)
+        return packets
+
+    def media_kinds(self) -> dict[str, Any]:
+        return dict(self.evaluate(MEDIA_KINDS))
+
+    def wait_directory(self) -> None:
+        """Back on the list of people: no call, the call screen hidden."""
+        self.page.wait_for_selector("#directory", state="visible", timeout=UI_MS)
+        self._wait("() => window.phone.call === null && window.phone.pc === null")
+        assert self.page.is_hidden("#in-call")
+        assert self.page.is_hidden("#incoming")
+        assert self.page.is_hidden("#outgoing")
+
+    # ------------------------------------------------------------------ chat
+
+    def send_text(self, text: str) -> None:
+        self.page.wait_for_selector("#chat-input:enabled", timeout=CONNECT_MS)
+        self.page.fill("#chat-input", text)
+        self.page.press("#chat-input", "Enter")
+
+    def wait_text_from(self, sender: str, text: str) -> None:
+        self._wait(
+            """([who, t]) => [...document.querySelectorAll('#chat-log li.theirs')].some(
+                 (li) => li.querySelector('strong').textContent === who + ': '
+                      && li.querySelector('.text').textContent === t)""",
+            [sender, text],
+        )
