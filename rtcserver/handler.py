@@ -231,7 +231,9 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
             actor.tell(protocol.encode(protocol.Config(**config)))
         case protocol.Login(name=name):
             identity = session.identity
-            phone.login(state, actor, name, allowed=identity.name if identity else None)
+            session.pending = phone.login(
+                state, actor, name, allowed=identity.name if identity else None
+            )
         case protocol.CallControl(type=kind, fields=fields):
             if registry.name_of(actor) is not None:
                 phone.call_control(state, actor, kind, fields)

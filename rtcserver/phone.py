@@ -9,7 +9,7 @@ return, in order, synchronously: `Send` becomes a `tell`, `CreateRoom` a private
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -23,12 +23,17 @@ from .state import ServerState
 log = logging.getLogger("rtcserver")
 
 
-def login(state: ServerState, actor: Actor, requested: object, allowed: str | None) -> None:
-    """LOGIN: claim a name (checked against the authenticated identity, if any)."""
+def login(
+    state: ServerState, actor: Actor, requested: object, allowed: str | None
+) -> Callable[[], Awaitable[None]] | None:
+    """LOGIN: claim a name (checked against the authenticated identity, if any). In
+    cluster mode the leader decides whether it is free: the reader awaits what this
+    returns (cluster/names.py)."""
     registry = state.registry
 
-    def refuse(reason: str) -> None:
+    def refuse(reason: str) -> Callable[[], Awaitable[None]] | None:
         actor.tell(protocol.encode(protocol.LoginRefused(reason=reason)))
+        return None
 
     if not isinstance(requested, str):
         return refuse("invalid name: `name` must be a string")
@@ -39,6 +44,9 @@ def login(state: ServerState, actor: Actor, requested: object, allowed: str | No
         return refuse("auth failed: your credentials are for another name")
     if registry.name_of(actor) is not None:
         return refuse(f"already logged in as {registry.name_of(actor)}")
+    if state.cluster is not None:
+        names = state.cluster.names
+        return lambda: names.login(actor, requested)
     if not registry.register_name(requested, actor):
         return refuse("name taken")
     log.info("conn=%d addr=%s event=login user=%s", actor.id, actor.address, requested)
@@ -56,10 +64,13 @@ def login(state: ServerState, actor: Actor, requested: object, allowed: str | No
     joined = protocol.encode(protocol.UserJoined(name=requested, status="available"))
     _broadcast(state, joined, exclude=requested)
     apply(state, [e for e in effects if not _is_presence_of(e, requested)])
+    return None
 
 
 def logout(state: ServerState, name: str) -> None:
     """The connection holding `name` has ended (its registrations are already gone)."""
+    if state.cluster is not None:
+        return state.cluster.names.logout(name)
     effects = state.switchboard.offline(name)
     apply(state, [e for e in effects if not _is_presence_of(e, name)])
     _broadcast(state, protocol.encode(protocol.UserLeft(name=name)), exclude=name)
@@ -70,6 +81,8 @@ def call_control(state: ServerState, actor: Actor, kind: str, fields: dict[str, 
     """CALL, ACCEPT, REJECT, CANCEL, HANGUP from a logged-in connection."""
     name = state.registry.name_of(actor)
     assert name is not None
+    if state.cluster is not None:  # the cluster's leader decides (cluster/names.py)
+        return state.cluster.names.call_control(actor, name, kind, fields)
     board = state.switchboard
     now = trio.current_time()
     apply(state, board.expire(now))  # a late ACCEPT must see the timeout (exact deadlines)

@@ -155,9 +155,7 @@ async def test_healthz_reports_connections_and_rooms(start_server: StartServer) 
 async def test_config_hands_out_the_configured_ice_servers(start_server: StartServer) -> None:
     server = await start_server(stun=("stun:stun.example.org:3478", "stun:127.0.0.1:3478"))
     config = orjson.loads(body_of(await http_exchange(server.port, get("/config.json"))))
-    assert config["iceServers"] == [
-        {"urls": ["stun:stun.example.org:3478", "stun:127.0.0.1:3478"]}
-    ]
+    assert config["iceServers"] == [{"urls": ["stun:stun.example.org:3478", "stun:127.0.0.1:3478"]}]
     assert config["iceTransportPolicy"] == "all"
 
 

@@ -3,6 +3,9 @@
 - `scripts`  the Lua scripts: atomic check-and-join, leases, reaping dead nodes.
 - `mirror`   each node's view of its rooms (a `Registry` with remote members).
 - `bus`      per-node pub/sub channels: relayed frames and membership news.
+- `leader`   the one node's switchboard and name table: names, directory, calls.
+- `names`    every node's side of them: requests to the leader, what it sends back,
+             and the leader lock.
 - `node`     `Cluster`: the operations the handler awaits, and the background
              services (lease, subscriber, publisher, janitor, departures) that run
              as permanent supervisor children.

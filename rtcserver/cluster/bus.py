@@ -8,6 +8,10 @@ a header line of `|`-separated fields, then (for M and E) the body, unchanged.
     L|room|member|actor,actor,...                                 member left room
     E|to-actor|code\\n<message>                                    ERROR for a sender
 
+and, for names and calls (`names.py`, `leader.py`): P (a request for the leader), A (its
+answer to a LOGIN), T (a message for a named user), D and S (directory news), R and X
+(a call's private room was made, closed), Y (resync your names).
+
 Order: one publisher task per node sends everything in the order it was queued, over
 one connection, so frames from one sender (and membership news before the relays
 that follow it) arrive in order. Bounds: the outgoing queue holds `bus_queue_size`
@@ -25,6 +29,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
 import trio
 
 from .. import protocol
@@ -93,6 +98,16 @@ class Bus:
         except trio.WouldBlock:
             self.cluster.lose_lease("the bus queue overflowed with membership news")
 
+    def request(self, node: str, request: dict[str, object], sender: Actor | None) -> None:
+        """Queue a request for the leader on `node` (names.py). If it cannot be sent,
+        the sender gets ERROR cluster-unavailable: nothing is lost silently."""
+        payload = "P\n" + orjson.dumps(request).decode()
+        try:
+            self._outbox.send_nowait((self.channel(node), payload, sender, -1.0))
+        except trio.WouldBlock:
+            message = f"not sent: {self.backlog} messages already wait for Redis"
+            self.cluster.names.undelivered(sender, message)
+
     def undelivered(self, sender: Actor | None, reason: str, code: ErrorCode, message: str) -> None:
         counters = self.cluster.state.counters
         counters[f"cluster:undelivered:{reason}"] += 1
@@ -121,8 +136,10 @@ class Bus:
         except ClusterUnavailable as failure:
             for _, payload, sender, queued in batch:
                 if queued < 0:
-                    if payload[0] != "E":
+                    if payload[0] in "JL":
                         cluster.lose_lease(f"membership news could not be published: {failure}")
+                    elif payload[0] == "P":
+                        cluster.names.undelivered(sender, f"not sent: {failure}")
                 else:
                     self.undelivered(
                         sender,
@@ -134,8 +151,10 @@ class Bus:
         now = trio.current_time()
         observe = cluster.state.metrics.relay_latency.observe
         relayed = 0
-        for (_, _, sender, queued), count in zip(batch, counts, strict=True):
+        for (_, payload, sender, queued), count in zip(batch, counts, strict=True):
             if queued < 0:
+                if count == 0 and payload[0] == "P":  # the leader died: another takes over
+                    cluster.names.undelivered(sender, "not sent: the cluster's leader is gone")
                 continue  # news for a dead node: the janitor will reap it
             if count == 0:
                 self.undelivered(

@@ -10,8 +10,9 @@ A remote member is a `RemoteMember`; `peers_of(actor)` hands out `Link`s, a remo
 member bound to the local sender, so a message that cannot be delivered comes back
 to its sender as an ERROR however late that is known.
 
-Rooms not in `shared` are node-local: the private rooms of calls (names and calls
-are node-local in cluster mode). Those behave exactly as on one node.
+Every room of a cluster node is in `shared`, the private rooms of calls too (the
+leader makes those in Redis, `leader.py`, and tells the parties' nodes). A room not in
+`shared` would be node-local and behave exactly as on one node.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ each. Everything else runs in permanent supervisor children, started by `run`:
                  tells their peers (PEERLEFT).
 - `departures`   writes local departures to Redis in order (the connection's
                  `finally` stays synchronous) and tells other nodes (L).
+- `names.run`    the leader lock; names, the directory and calls (`names.py`).
 - the bus's publisher and subscriber (`bus.py`).
 """
 
@@ -25,7 +26,7 @@ import re
 import secrets
 import socket
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import coredis
@@ -41,6 +42,7 @@ from . import scripts
 from .bus import Bus
 from .errors import ClusterUnavailable
 from .mirror import Mirror, RemoteMember, member_id, parse_member
+from .names import Names
 
 if TYPE_CHECKING:
     from ..state import ServerState
@@ -51,6 +53,7 @@ log = logging.getLogger("rtcserver.cluster")
 PREFIX = "rtc:"
 CREATE_ATTEMPTS = 8  # room numbers drawn before giving up (a clash is ~2^-53)
 DEFERRED_LIMIT = 1024  # frames held for one actor while its join is in flight
+_NAME_FRAMES = frozenset("PATDSRXY")  # names and calls: names.py
 
 
 def new_node_id() -> str:
@@ -78,6 +81,7 @@ class Cluster:
         )
         self.mirror = Mirror(settings.room_capacity, self._departed)
         self.bus = Bus(self, settings.bus_queue_size)
+        self.names = Names(self)
         self.token: str | None = None  # the lease's token while this node holds one
         self.valid_until = float("-inf")  # the lease surely lives until then
         self.ready = False  # lease taken and memberships restored
@@ -87,9 +91,10 @@ class Cluster:
         self._outage = False
         self._wake = trio.Event()
         self._up = trio.Event()
-        self._departures_out, self._departures_in = trio.open_memory_channel[tuple[int, int]](
-            settings.bus_queue_size
-        )
+        # Departures (actor id, room) and, behind them, what must follow them (logouts).
+        self._departures_out, self._departures_in = trio.open_memory_channel[
+            tuple[int, int] | Callable[[], None]
+        ](settings.bus_queue_size)
         self.joining: dict[int, list[str]] = {}
 
     # ================================================================ status
@@ -128,7 +133,9 @@ class Cluster:
         # Departures still queued for Redis: the next lease's reaping covers them.
         with contextlib.suppress(trio.WouldBlock):
             while True:
-                self._departures_in.receive_nowait()
+                item = self._departures_in.receive_nowait()
+                if callable(item):
+                    item()
 
     def subscribed(self, up: bool, failure: BaseException | None = None) -> None:
         if up:
@@ -224,7 +231,7 @@ class Cluster:
         left: Departure[Peer] | None = None
         current = mirror.room_of(actor)
         if current is not None and current not in mirror.shared:
-            left = mirror.depart(actor)  # a private call room: node-local, leave it here
+            left = mirror.depart(actor)  # a node-local room: leave it here
         member = member_id(self.node, actor.id)
         token = self.token
         self.joining[actor.id] = []
@@ -320,9 +327,24 @@ class Cluster:
         except trio.WouldBlock:
             self.lose_lease("too many departures waiting for Redis")
 
+    def after_departures(self, then: Callable[[], None]) -> None:
+        """Run `then` once the departures queued so far are written and announced: a
+        logout's HANGUP must reach the peer's node after the PEERLEFT of the room."""
+        if self.token is None:
+            then()
+            return
+        try:
+            self._departures_out.send_nowait(then)
+        except trio.WouldBlock:
+            then()
+
     async def departures(self) -> None:
         """Permanent child: write departures to Redis in order; tell the other nodes."""
-        async for actor_id, room in self._departures_in:
+        async for item in self._departures_in:
+            if callable(item):
+                item()
+                continue
+            actor_id, room = item
             member = member_id(self.node, actor_id)
             backoff = self.min_backoff
             while self.token is not None:
@@ -382,6 +404,8 @@ class Cluster:
                     departure = mirror.drop(remote)
                     if departure is not None:
                         _tell_all(departure.remaining, protocol.PEER_LEFT_TEXT)
+        elif kind in _NAME_FRAMES:
+            self.names.on_frame(kind, fields, body)
         elif kind == "E":
             actor = mirror.local.get(int(fields[1])) or self._any_local(int(fields[1]))
             if actor is not None:
@@ -538,8 +562,10 @@ class Cluster:
             nursery.start_soon(supervisor.permanent, "cluster-lease", self.keep_lease)
             nursery.start_soon(supervisor.permanent, "cluster-janitor", self.reap_dead)
             nursery.start_soon(supervisor.permanent, "cluster-departures", self.departures)
+            nursery.start_soon(supervisor.permanent, "cluster-names", self.names.run)
             with trio.move_on_after(startup_wait):
                 await self._up.wait()
+                await self.names.known.wait()
             if not self._up.is_set():
                 log.warning("node=%s event=started-without-redis", self.node)
             task_status.started()

@@ -137,3 +137,77 @@ end
 return out
 """
 )
+
+# --- names and calls (cluster/leader.py) -----------------------------------------------
+
+# The leader lock: one node at a time runs the switchboard and the name table. The
+# holder renews it; anyone takes it when it is free, or when its holder's node lease is
+# gone (a dead or departed leader is replaced at once, not a TTL later).
+# ARGV: prefix, node, ttl in ms. Reply: the node that leads now.
+LEAD: Final = """
+local p, node = ARGV[1], ARGV[2]
+local k = p .. 'leader'
+local cur = redis.call('GET', k)
+if cur and cur ~= node and redis.call('EXISTS', p .. 'lease:' .. cur) == 0 then cur = nil end
+if cur == node then
+  redis.call('PEXPIRE', k, ARGV[3])
+elseif not cur then
+  if redis.call('EXISTS', p .. 'lease:' .. node) == 0 then return false end
+  redis.call('SET', k, node, 'PX', ARGV[3])
+  cur = node
+end
+return cur
+"""
+
+# A call's private room, made by the leader with both parties in it, each leaving the
+# room it was in. ARGV: prefix, room, member... Reply: {'exists'}, {'no-lease', node}, or
+# {'ok', then reaping groups (room, member, count, remaining...) for the rooms left}.
+PRIVATE: Final = """
+local p, room = ARGV[1], ARGV[2]
+local rk = p .. 'room:' .. room
+if redis.call('EXISTS', rk) == 1 then return {'exists'} end
+for i = 3, #ARGV do
+  local node = string.match(ARGV[i], '^(.*)/[^/]*$')
+  if redis.call('EXISTS', p .. 'lease:' .. node) == 0 then return {'no-lease', node} end
+end
+local out = {'ok'}
+for i = 3, #ARGV do
+  local member = ARGV[i]
+  local node = string.match(member, '^(.*)/[^/]*$')
+  local mk = p .. 'members:' .. node
+  local old = redis.call('HGET', mk, member)
+  if old then
+    redis.call('SREM', p .. 'room:' .. old, member)
+    local left = redis.call('SMEMBERS', p .. 'room:' .. old)
+    out[#out + 1] = old
+    out[#out + 1] = member
+    out[#out + 1] = #left
+    for _, m in ipairs(left) do out[#out + 1] = m end
+  end
+  redis.call('SADD', rk, member)
+  redis.call('HSET', mk, member, room)
+end
+return out
+"""
+
+# A call is over: empty its room. ARGV: prefix, room. Reply: the members it held.
+CLOSE: Final = """
+local p, room = ARGV[1], ARGV[2]
+local rk = p .. 'room:' .. room
+local members = redis.call('SMEMBERS', rk)
+for _, member in ipairs(members) do
+  local mk = p .. 'members:' .. string.match(member, '^(.*)/[^/]*$')
+  if redis.call('HGET', mk, member) == room then redis.call('HDEL', mk, member) end
+end
+redis.call('DEL', rk)
+return members
+"""
+
+# Which of the given nodes have no lease any more. ARGV: prefix, node...
+DEAD_NODES: Final = """
+local out = {}
+for i = 2, #ARGV do
+  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. ARGV[i]) == 0 then out[#out + 1] = ARGV[i] end
+end
+return out
+"""
