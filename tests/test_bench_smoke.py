@@ -76,7 +76,7 @@ def check_pingpong(m: dict[str, float]) -> None:
     assert m["sent"] > 0
     assert m["received"] == m["sent"], "ping-pong lost or invented messages"
     assert m["lost"] == 0
-    assert m["unexpected"] == 0
+    assert m["unexpected"] == 0, m["_notes"]
     assert positive(m["msgs_per_s"])
     assert positive(m["p50_ms"]) and m["p99_ms"] >= m["p50_ms"]
     assert positive(m["server_cpu_us_per_msg"])
