@@ -218,7 +218,7 @@ async def test_connections_over_the_limit_get_503(start_server: StartServer) -> 
     # Once they close, there is room again.
     with trio.fail_after(5):
         while server.state.connections:
-            await trio.sleep(0.01)
+            await server.state.idle.wait()
     assert status_of(await http_exchange(server.port, get("/healthz"))) == 200
 
 

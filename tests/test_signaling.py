@@ -373,7 +373,11 @@ async def test_registration_dies_with_the_actor_after_every_exit(
     for _ in range(10):
         async with connect(ws_url) as client:
             await client.create_room()
+    # Every connection has closed (the server's own event) ...
     with trio.fail_after(5):
-        while server.state.registry.statistics().rooms or server.state.actors:
-            await trio.sleep(0.01)
+        while server.state.connections:
+            await server.state.idle.wait()
+    # ... and nothing it registered outlived it.
+    assert not server.state.actors
+    assert server.state.registry.statistics().rooms == 0
     assert server.state.registry.statistics().members == 0
