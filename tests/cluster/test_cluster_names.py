@@ -16,6 +16,7 @@ from tests.cluster.test_cluster import ODD_TEXT
 from tests.cluster.test_failures import _healthz, _wait_cluster
 from tests.support.client import Client, connect
 from tests.support.process import ServerProcess
+from tests.support.waiting import eventually
 from tests.test_phone import call, login, until
 
 Stack = contextlib.AsyncExitStack
@@ -60,10 +61,8 @@ async def _login_until_free(client: Client, name: str, timeout: float) -> None:
 async def _leader(redis: RedisServer, nodes: list[ServerProcess]) -> int:
     """The index in `nodes` of the node that holds the leader lock."""
     ids = [(await _healthz(node))["node"] for node in nodes]
-    with trio.fail_after(5):
-        while (holder := redis.cli("GET", "rtc:leader").strip()) not in ids:
-            await trio.sleep(0.05)  # polling with a deadline
-    return ids.index(holder)
+    await eventually(lambda: redis.cli("GET", "rtc:leader").strip() in ids, 5, "a leader")
+    return ids.index(redis.cli("GET", "rtc:leader").strip())
 
 
 async def _hear_all(
@@ -177,9 +176,11 @@ async def test_a_call_across_nodes_rings_connects_relays_and_hangs_up(
         assert (await until(bob, "ERROR"))["code"] == "not-in-room"
         await alice.send({"type": "CHATMSG", "value": "and you?"})
         assert (await until(alice, "ERROR"))["code"] == "not-in-room"
-        with trio.fail_after(5):
-            while shared_redis.cli("EXISTS", f"rtc:room:{room}").strip() != "0":
-                await trio.sleep(0.05)  # polling with a deadline
+        await eventually(
+            lambda: shared_redis.cli("EXISTS", f"rtc:room:{room}").strip() == "0",
+            5,
+            "the call's room gone from Redis",
+        )
 
 
 async def test_reject_no_answer_and_busy_across_nodes(two_nodes: list[ServerProcess]) -> None:

@@ -13,6 +13,7 @@ from tests.cluster.conftest import LEASE_TTL, cluster_nodes
 from tests.cluster.services import RedisServer
 from tests.support.client import Client, connect
 from tests.support.process import ServerProcess
+from tests.support.waiting import eventually
 
 # A dead node's lease runs out within LEASE_TTL of its last renewal; a janitor looks
 # every LEASE_TTL/3 (±20%). The rest is scheduling slack on a loaded machine.
@@ -43,12 +44,10 @@ async def _healthz(node: ServerProcess) -> dict[str, Any]:
 
 
 async def _wait_cluster(nodes: list[ServerProcess], status: str, timeout: float) -> None:
-    with trio.fail_after(timeout):
-        while True:
-            states = [(await _healthz(node))["cluster"] for node in nodes]
-            if all(s == status for s in states):
-                return
-            await trio.sleep(0.05)  # polling with a deadline
+    async def all_report() -> bool:
+        return all([(await _healthz(node))["cluster"] == status for node in nodes])
+
+    await eventually(all_report, timeout, f"cluster {status} on every node")
 
 
 async def test_kill_9_of_a_node_tells_its_peers_elsewhere_and_cleans_its_rooms(

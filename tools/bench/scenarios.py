@@ -107,19 +107,7 @@ def pingpong(pool: Pool, target: Target, plan: Plan, size: int, bar: Bar) -> Mea
         },
     )
     opened, notes = _setup_notes(_ready(pool, plan, plan.pingpong_rooms, bar), plan.pingpong_rooms)
-    start_ns, end_ns = _go(pool, plan.pingpong_seconds)
-    window = CpuWindow(target.pid, pool.pids)
-    pool.wait_until(start_ns)
-    window.begin()
-    pool.wait_until(
-        end_ns,
-        lambda n: bar.update(
-            0.1 + 0.9 * (time.monotonic_ns() - start_ns) / (end_ns - start_ns), f"{n:,} msgs"
-        ),
-    )
-    window.end()
-    pool.gather("stopped", 10.0)
-    results = pool.gather("result", plan.drain_timeout + 30.0)
+    window, results = _load_window(pool, target, plan, plan.pingpong_seconds, bar)
     received_in_window = sum(r["received_in_window"] for r in results)
     sent = sum(r["sent"] for r in results)
     received = sum(r["received"] for r in results)
@@ -136,6 +124,26 @@ def pingpong(pool: Pool, target: Target, plan: Plan, size: int, bar: Bar) -> Mea
     }
     notes += _unexpected_notes(results)
     return Measurement(metrics, latency, notes)
+
+
+def _load_window(
+    pool: Pool, target: Target, plan: Plan, seconds: float, bar: Bar
+) -> tuple[CpuWindow, list[dict[str, Any]]]:
+    """Run the started load for `seconds` while measuring CPU, then collect the results."""
+    start_ns, end_ns = _go(pool, seconds)
+    window = CpuWindow(target.pid, pool.pids)
+    pool.wait_until(start_ns)
+    window.begin()
+    pool.wait_until(
+        end_ns,
+        lambda n: bar.update(
+            0.1 + 0.9 * (time.monotonic_ns() - start_ns) / (end_ns - start_ns), f"{n:,} msgs"
+        ),
+    )
+    window.end()
+    pool.gather("stopped", 10.0)
+    results = pool.gather("result", plan.drain_timeout + 30.0)
+    return window, results
 
 
 def openloop(pool: Pool, target: Target, plan: Plan, bar: Bar) -> Measurement:
@@ -155,19 +163,7 @@ def openloop(pool: Pool, target: Target, plan: Plan, bar: Bar) -> Measurement:
         },
     )
     opened, notes = _setup_notes(_ready(pool, plan, plan.open_rooms, bar), plan.open_rooms)
-    start_ns, end_ns = _go(pool, plan.open_seconds)
-    window = CpuWindow(target.pid, pool.pids)
-    pool.wait_until(start_ns)
-    window.begin()
-    pool.wait_until(
-        end_ns,
-        lambda n: bar.update(
-            0.1 + 0.9 * (time.monotonic_ns() - start_ns) / (end_ns - start_ns), f"{n:,} msgs"
-        ),
-    )
-    window.end()
-    pool.gather("stopped", 10.0)
-    results = pool.gather("result", plan.drain_timeout + 30.0)
+    window, results = _load_window(pool, target, plan, plan.open_seconds, bar)
     sent_in_window = sum(r["sent_in_window"] for r in results)
     received_in_window = sum(r["received_in_window"] for r in results)
     sent = sum(r["sent"] for r in results)
