@@ -1,10 +1,10 @@
-"""An actor's address: the bounded mailbox others `tell`, and the switch that ends it.
+"""An actor's address: the mailbox others `tell`, and the switch that ends it.
 
 Erlang's `Pid ! Msg` never blocks the sender; neither does `tell`. When a mailbox is
-full its owner has stopped reading, and the policy is explicit: the slow consumer is
-disconnected (close 4000) and its room is told it left. The sender is never blocked,
-and nothing is dropped silently, because the sender learns (PEERLEFT) that the
-receiver is gone.
+over its limit its owner has stopped reading, and the policy is explicit: the slow
+consumer is disconnected (close 4000) and its room is told it left. The sender is
+never blocked, and nothing is dropped silently, because the sender learns
+(PEERLEFT) that the receiver is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Final
 import attrs
 import trio
 
+from .mailbox import Mailbox
 from .protocol import CloseCode
 
 _ids: Final = itertools.count(1)
@@ -33,8 +34,7 @@ class Actor:
     id: int
     address: str
     mailbox_size: int
-    outbox: trio.MemorySendChannel[str] = attrs.field(init=False)
-    inbox: trio.MemoryReceiveChannel[str] = attrs.field(init=False)
+    mailbox: Mailbox = attrs.field(init=False, factory=Mailbox)
     # Entered by the actor's task; cancelling it ends the actor wherever it waits.
     scope: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     close_code: CloseCode | None = attrs.field(init=False, default=None)
@@ -42,29 +42,33 @@ class Actor:
     # The shielded scope of a frame being written right now (see `kick`), and whether
     # a frame was ever cut in half: then no close frame can follow, only a TCP close.
     sending: trio.CancelScope | None = attrs.field(init=False, default=None)
-    # When the client was last heard from (a message or a pong): the keepalive clock.
+    # When the client was last heard from (any bytes: messages, pongs): the keepalive
+    # clock. `ping_sent`: when the keepalive's unanswered ping went out, if one did.
     last_heard: float = attrs.field(init=False, factory=trio.current_time)
+    ping_sent: float | None = attrs.field(init=False, default=None)
+    ping_due: bool = attrs.field(init=False, default=False)
     frame_cut: bool = attrs.field(init=False, default=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.outbox, self.inbox = trio.open_memory_channel[str](self.mailbox_size)
 
     def __repr__(self) -> str:
         return f"<Actor {self.id} {self.address}>"
 
     def tell(self, text: str) -> bool:
         """Queue `text` for this actor's client. Never blocks. False if not queued."""
-        try:
-            self.outbox.send_nowait(text)
-        except trio.WouldBlock:
-            self.kick(
-                CloseCode.SLOW_CONSUMER,
-                f"slow consumer: {self.mailbox_size} messages waiting unread",
-            )
+        mailbox = self.mailbox
+        if len(mailbox) >= self.mailbox_size:
+            if not mailbox.closed:
+                self.kick(
+                    CloseCode.SLOW_CONSUMER,
+                    f"slow consumer: {self.mailbox_size} messages waiting unread",
+                )
             return False
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            return False
-        return True
+        return mailbox.put(text.encode(), trio.current_time())
+
+    def request_ping(self, now: float) -> None:
+        """Keepalive: have the writer ping the client (it is woken for it)."""
+        self.ping_sent = now
+        self.ping_due = True
+        self.mailbox.nudge()
 
     def kick(self, code: CloseCode, reason: str) -> None:
         """End this actor from anywhere, synchronously. The first reason given wins.
@@ -81,4 +85,4 @@ class Actor:
 
     @property
     def backlog(self) -> int:
-        return self.outbox.statistics().current_buffer_used
+        return len(self.mailbox)

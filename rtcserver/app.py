@@ -16,6 +16,7 @@ import trio
 
 from .config import Settings
 from .http import handle_connection
+from .keepalive import keepalive
 from .phone import ring_timer
 from .protocol import CloseCode
 from .state import ServerState
@@ -98,6 +99,14 @@ async def serve(
                 await nursery.start(state.cluster.run, supervisor, wait)
             nursery.start_soon(listen)
             nursery.start_soon(supervisor.permanent, "ring-timer", ring_timer, state)
+            nursery.start_soon(
+                supervisor.permanent,
+                "keepalive",
+                keepalive,
+                state,
+                settings.keepalive_interval,
+                settings.keepalive_timeout,
+            )
             task_status.started(server)
     finally:
         # Also after an escalation: the port must not stay bound to a dead server.

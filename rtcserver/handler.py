@@ -2,14 +2,14 @@
 
 One screen holds a connection's whole life, named like Cowboy's callbacks:
 - `websocket_init`: authenticate (when the server asks for it) before anything else.
-- `websocket_handle`: the reader loop, in the actor's own task, decodes each frame
-  and acts on it synchronously (registry changes, `tell`s). It never awaits another
-  actor, so it never stops draining its socket.
-- `websocket_info`: the writer loop, a child task, drains the mailbox onto the socket
-  and pings the client when it has been quiet.
+- `websocket_handle`: the reader loop, in the actor's own task: one read, then every
+  message it completed is acted on synchronously (registry changes, `tell`s). It
+  never awaits another actor, so it never stops draining its socket.
+- `websocket_info`: the writer loop, a child task, takes everything in the mailbox
+  and writes it as one `send_all`; it also sends the keepalive's pings.
 - `websocket_terminate`: the `finally`, which always runs, takes the actor out of its
   room and tells the peers (PEERLEFT) before the socket is closed.
-`Session` is the book's `#state{}` record.
+`Session` is the book's `#state{}` record. The WebSocket itself is engine.py's.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from . import phone, protocol
 from .actor import Actor
 from .auth import AuthFailed, Identity
 from .cluster.errors import ClusterUnavailable
 from .config import ice_config
+from .engine import Closed, WebSocket
+from .mailbox import MailboxClosed
 from .protocol import CloseCode, ErrorCode, WrongRoomReason
 from .ratelimit import TokenBucket
 from .registry import Created, Departure, Entered, Refused
@@ -65,7 +66,7 @@ def log_event(actor: Actor, event: str, room: int | None = None, **extra: object
 
 
 async def run_actor(
-    state: ServerState, ws: WebSocketConnection, actor: Actor, identity: Identity | None
+    state: ServerState, ws: WebSocket, actor: Actor, identity: Identity | None
 ) -> None:
     """Serve one WebSocket until either side ends it; then leave the room and close."""
     settings = state.settings
@@ -83,8 +84,9 @@ async def run_actor(
         with actor.scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_write_until_done, state, ws, actor, nursery)
-                if await websocket_init(state, ws, session):
-                    await websocket_handle(state, ws, session)
+                first = await websocket_init(state, ws, session)
+                if first is not None:
+                    await websocket_handle(state, ws, session, first)
                 nursery.cancel_scope.cancel()
     except Exception:
         log.exception("conn=%d addr=%s event=crash", actor.id, actor.address)
@@ -94,17 +96,17 @@ async def run_actor(
     finally:
         websocket_terminate(state, actor)
     await _flush_and_close(ws, actor)
-    closed = ws.closed
+    heard = ws.close_received()
     log_event(
         actor,
         "close",
-        code=closed.code if closed else "-",
-        reason=repr(actor.close_reason or (closed.reason if closed else "") or ""),
+        code=actor.close_code.value if actor.close_code else (heard[0] if heard else "-"),
+        reason=repr(actor.close_reason or (heard[1] if heard else "")),
     )
 
 
 async def _write_until_done(
-    state: ServerState, ws: WebSocketConnection, actor: Actor, nursery: trio.Nursery
+    state: ServerState, ws: WebSocket, actor: Actor, nursery: trio.Nursery
 ) -> None:
     # Whichever loop ends first ends the connection.
     await websocket_info(state, ws, actor)
@@ -114,20 +116,29 @@ async def _write_until_done(
 # ------------------------------------------------------------------ init
 
 
-async def websocket_init(state: ServerState, ws: WebSocketConnection, session: Session) -> bool:
+async def websocket_init(
+    state: ServerState, ws: WebSocket, session: Session
+) -> list[str | bytes] | None:
     """When the server wants to know who is connecting and the URL did not say, the
-    first message must be AUTH. Nothing else is processed before it succeeds."""
+    first message must be AUTH. Nothing else is processed before it succeeds.
+    Returns the messages read behind AUTH (to be handled next, in order), or None
+    when the connection is to end."""
     if session.identity is not None:
-        return True
+        return []
     actor = session.actor
     timeout = state.settings.handshake_timeout
+    messages: list[str | bytes] = []
     with trio.move_on_after(timeout) as deadline:
         try:
-            first = await ws.get_message()
-        except ConnectionClosed:
-            return False
+            while not messages:
+                messages = await ws.receive()
+        except Closed:
+            return None
     if deadline.cancelled_caught:
-        return _refuse(state, actor, ErrorCode.AUTH_REQUIRED, f"no AUTH within {timeout:g}s")
+        _refuse(state, actor, ErrorCode.AUTH_REQUIRED, f"no AUTH within {timeout:g}s")
+        return None
+    actor.last_heard = trio.current_time()
+    first, rest = messages[0], messages[1:]
     message: protocol.ClientMessage | None = None
     if isinstance(first, str):
         try:
@@ -135,7 +146,8 @@ async def websocket_init(state: ServerState, ws: WebSocketConnection, session: S
         except protocol.ProtocolError:
             message = None
     if not isinstance(message, protocol.Auth):
-        return _refuse(state, actor, ErrorCode.AUTH_REQUIRED, "this server needs AUTH first")
+        _refuse(state, actor, ErrorCode.AUTH_REQUIRED, "this server needs AUTH first")
+        return None
     gatekeeper = state.gatekeeper
     fields = message.fields
     try:
@@ -147,10 +159,11 @@ async def websocket_init(state: ServerState, ws: WebSocketConnection, session: S
                 fields.get("name"), fields.get("password"), actor.address
             )
     except AuthFailed as failure:
-        return _refuse(state, actor, ErrorCode(failure.code), failure.message)
+        _refuse(state, actor, ErrorCode(failure.code), failure.message)
+        return None
     actor.tell(protocol.encode(protocol.AuthReply(name=session.identity.name)))
     log_event(actor, "authenticated", user=session.identity.name)
-    return True
+    return rest
 
 
 def _refuse(state: ServerState, actor: Actor, code: ErrorCode, message: str) -> bool:
@@ -163,39 +176,47 @@ def _refuse(state: ServerState, actor: Actor, code: ErrorCode, message: str) -> 
 # ------------------------------------------------------------------ reader
 
 
-async def websocket_handle(state: ServerState, ws: WebSocketConnection, session: Session) -> None:
+async def websocket_handle(
+    state: ServerState, ws: WebSocket, session: Session, messages: list[str | bytes]
+) -> None:
+    """Act on every message of each read, in order, until the client goes."""
     actor = session.actor
     settings = state.settings
+    mailbox = actor.mailbox
     while True:
+        for message in messages:
+            now = trio.current_time()
+            if not session.bucket.take(now):
+                if session.warned:
+                    actor.kick(CloseCode.POLICY_VIOLATION, "message rate limit exceeded")
+                    return
+                session.warned = True
+                _reply_error(
+                    state,
+                    actor,
+                    ErrorCode.RATE_LIMITED,
+                    f"over {settings.rate_limit:g} messages/s: message dropped; "
+                    "keep going and the connection is closed (1008)",
+                )
+                continue
+            if session.warned and session.bucket.is_full(now):
+                session.warned = False
+            if isinstance(message, bytes):
+                _reply_error(
+                    state, actor, ErrorCode.BINARY_UNSUPPORTED, "binary frames are not supported"
+                )
+                continue
+            dispatch(state, session, message)
+            if session.pending is not None:
+                pending, session.pending = session.pending, None
+                await pending()
         try:
-            message = await ws.get_message()
-        except ConnectionClosed:
+            messages = await ws.receive()
+        except Closed:
             return
-        now = actor.last_heard = trio.current_time()
-        if not session.bucket.take(now):
-            if session.warned:
-                actor.kick(CloseCode.POLICY_VIOLATION, "message rate limit exceeded")
-                return
-            session.warned = True
-            _reply_error(
-                state,
-                actor,
-                ErrorCode.RATE_LIMITED,
-                f"over {settings.rate_limit:g} messages/s: message dropped; "
-                "keep going and the connection is closed (1008)",
-            )
-            continue
-        if session.warned and session.bucket.is_full(now):
-            session.warned = False
-        if isinstance(message, bytes):
-            _reply_error(
-                state, actor, ErrorCode.BINARY_UNSUPPORTED, "binary frames are not supported"
-            )
-            continue
-        dispatch(state, session, message)
-        if session.pending is not None:
-            pending, session.pending = session.pending, None
-            await pending()
+        actor.last_heard = trio.current_time()
+        if ws.has_output():
+            mailbox.nudge()  # a pong (or the echo of a close) for the writer to send
 
 
 def dispatch(state: ServerState, session: Session, text: str) -> None:
@@ -319,34 +340,24 @@ def _announce_departure(actor: Actor, departure: Departure[Peer] | None) -> None
 # ------------------------------------------------------------------ writer
 
 
-async def websocket_info(state: ServerState, ws: WebSocketConnection, actor: Actor) -> None:
-    """Drain the mailbox onto the socket; ping the client when it has been silent.
-
-    Silence is measured on what we *hear* (`Actor.last_heard`: its messages and pongs),
-    not on what we send, so a half-open peer is found even while traffic flows to it."""
-    settings = state.settings
-    inbox = actor.inbox
+async def websocket_info(state: ServerState, ws: WebSocket, actor: Actor) -> None:
+    """Drain the mailbox onto the socket: everything queued goes out as one write.
+    Pings when the keepalive asks (keepalive.py watches the clocks)."""
+    timeout = state.settings.keepalive_timeout
+    mailbox = actor.mailbox
     try:
         while True:
-            ping_due = actor.last_heard + settings.keepalive_interval
-            if trio.current_time() >= ping_due:
-                if not await _write(actor, ws.ping(), settings.keepalive_timeout):
-                    actor.kick(
-                        CloseCode.KEEPALIVE_TIMEOUT,
-                        f"no pong within {settings.keepalive_timeout:g}s",
-                    )
-                actor.last_heard = trio.current_time()
-                continue
-            with trio.move_on_at(ping_due) as quiet:
-                text = await inbox.receive()
-            if quiet.cancelled_caught:
-                continue  # the reader may have heard from the client meanwhile
-            if not await _write(actor, ws.send_message(text), settings.keepalive_timeout):
+            await mailbox.wait()
+            ws.queue_texts(mailbox.take_all())
+            if not await _write(actor, ws.flush(), timeout):
                 actor.kick(
-                    CloseCode.SLOW_CONSUMER,
-                    f"slow consumer: a send blocked for {settings.keepalive_timeout:g}s",
+                    CloseCode.SLOW_CONSUMER, f"slow consumer: a send blocked for {timeout:g}s"
                 )
-    except (ConnectionClosed, trio.EndOfChannel):
+            if actor.ping_due:
+                actor.ping_due = False
+                if not await _write(actor, ws.ping(), timeout):
+                    actor.kick(CloseCode.KEEPALIVE_TIMEOUT, f"a ping blocked for {timeout:g}s")
+    except (MailboxClosed, trio.BrokenResourceError, trio.ClosedResourceError):
         return
 
 
@@ -372,30 +383,25 @@ async def _write(actor: Actor, operation: Awaitable[None], timeout: float) -> bo
 def websocket_terminate(state: ServerState, actor: Actor) -> None:
     """The registration dies with the actor: leave the room, tell who remains."""
     state.actors.discard(actor)
-    actor.outbox.close()
     if actor.close_code is CloseCode.SLOW_CONSUMER:
         state.counters["mailbox-overflow"] += 1
     departure, name = state.registry.forget(actor)
     _announce_departure(actor, departure)
     if name is not None:
         phone.logout(state, name)
+    actor.mailbox.close()
 
 
-async def _flush_and_close(ws: WebSocketConnection, actor: Actor) -> None:
+async def _flush_and_close(ws: WebSocket, actor: Actor) -> None:
     """Send what is still queued (an ERROR that explains the close, say), then the
-    close frame. Shielded but bounded: a peer that never reads cannot hold shutdown
-    hostage, and a slow consumer's backlog is not worth waiting for."""
+    close frame, and wait for the client's. Shielded but bounded: a peer that never
+    reads cannot hold shutdown hostage, and a slow consumer's backlog is not worth
+    waiting for."""
     if actor.frame_cut:
         return  # no frame can follow half a frame; the caller drops the TCP stream
     code = actor.close_code or CloseCode.NORMAL
-    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT) as budget:
+    backlog = actor.mailbox.take_all()
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
         if code not in (CloseCode.SLOW_CONSUMER, CloseCode.KEEPALIVE_TIMEOUT):
-            try:
-                while True:
-                    text = actor.inbox.receive_nowait()
-                    remaining = budget.deadline - trio.current_time()
-                    if remaining <= 0 or not await _write(actor, ws.send_message(text), remaining):
-                        return
-            except (trio.WouldBlock, trio.EndOfChannel, ConnectionClosed):
-                pass
-        await ws.aclose(int(code), actor.close_reason or None)
+            ws.queue_texts(backlog)
+        await ws.aclose(int(code), actor.close_reason)

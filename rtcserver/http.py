@@ -1,8 +1,8 @@
 """The front door: one port for the page, the health check and the signaling socket.
 
 h11 reads the request head (with a deadline: slowloris gets nothing). A WebSocket
-upgrade goes to trio-websocket over a stream that replays the bytes h11 already
-read; anything else is a small HTTP/1.1 exchange, answered and closed. Every
+upgrade goes to the engine (engine.py), which hands the bytes already read to
+websockets' protocol; anything else is a small HTTP/1.1 exchange, answered and closed. Every
 refusal carries its answer: 400 names the parse error, 404, 405, 408, 503.
 """
 
@@ -20,9 +20,8 @@ import attrs
 import h11
 import orjson
 import trio
-import trio_websocket
 
-from . import metrics, static
+from . import engine, metrics, static
 from .actor import Actor, next_actor_id
 from .auth import ANONYMOUS, AuthFailed, Identity, origin_allowed
 from .config import ice_config
@@ -32,8 +31,6 @@ from .state import ServerState
 log = logging.getLogger("rtcserver.http")
 
 MAX_HEAD_SIZE: Final = 16 * 1024
-# A read size that takes a whole SDP offer in one system call.
-RECEIVE_BUFFER: Final = 64 * 1024
 LINGER_TIMEOUT: Final = 1.0
 
 SECURITY_HEADERS: Final = [
@@ -41,37 +38,6 @@ SECURITY_HEADERS: Final = [
     # The room number in the URL is the key to the room: never leak it in a Referer.
     ("Referrer-Policy", "no-referrer"),
 ]
-
-
-class ReplayStream(trio.abc.Stream):
-    """A stream that first returns `prefix` (bytes already read), then reads `inner`."""
-
-    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
-        self.inner = inner
-        self._prefix = prefix
-        # Sends go straight to the inner stream: no wrapper frame on the relay path.
-        self.send_all = inner.send_all  # type: ignore[method-assign]
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if not self._prefix:
-            # Replay done: from now on receives skip this wrapper too.
-            self.receive_some = self.inner.receive_some  # type: ignore[method-assign,assignment]
-            return bytes(await self.inner.receive_some(max_bytes))
-        if max_bytes is None or max_bytes >= len(self._prefix):
-            data, self._prefix = self._prefix, b""
-        else:
-            data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
-        await trio.lowlevel.checkpoint()
-        return data
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.inner.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.inner.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 class BadRequest(Exception):
@@ -127,12 +93,9 @@ def is_websocket_upgrade(request: h11.Request) -> bool:
 
 
 def websocket_refusal(request: h11.Request) -> bytes | None:
-    """The answer to an upgrade request wsproto would refuse, or None if it is fine.
-
-    Checked here because trio-websocket, having sent wsproto's refusal, keeps waiting
-    for a request that never comes: the connection's task would live on, holding a
-    connection slot, until the handshake deadline.
-    """
+    """The answer to an upgrade request the protocol would refuse, or None if it is
+    fine: checked before the engine so the answer names the problem (426 with the
+    version the server speaks, 400 with the missing header)."""
     version = header(request, b"sec-websocket-version")
     if version != "13":
         status = 426 if version else 400
@@ -255,7 +218,12 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
             )
             return
         if is_websocket_upgrade(request):
-            await serve_websocket(state, stream, request, raw, deadline)
+            opened = await open_websocket(state, stream, request, raw, deadline)
+            # Nothing of the handshake (the head, h11's request) outlives it: idle
+            # connections are most connections, and their memory is the cost.
+            del head, request, raw
+            if opened is not None:
+                await run_actor(state, *opened)
         else:
             await send_and_linger(stream, await plain_http(state, request))
     finally:
@@ -263,13 +231,15 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
         await trio.aclose_forcefully(stream)
 
 
-async def serve_websocket(
+async def open_websocket(
     state: ServerState,
     stream: trio.abc.Stream,
     request: h11.Request,
     raw: bytes,
     deadline: float,
-) -> None:
+) -> tuple[engine.WebSocket, Actor, Identity | None] | None:
+    """Check an upgrade request (origin, token, headers) and complete the handshake.
+    Returns what the actor needs, or None once the refusal has been sent."""
     settings = state.settings
     address = client_address(stream, request, settings.trust_proxy)
     origin = header(request, b"origin")
@@ -279,7 +249,7 @@ async def serve_websocket(
         state.counters["refused:origin"] += 1
         log.info("addr=%s event=refused status=403 origin=%r", address, origin)
         await send_and_linger(stream, text_response(403, f"origin not allowed: {origin}"))
-        return
+        return None
     identity: Identity | None = ANONYMOUS
     if state.gatekeeper.mode is not None:
         identity = None  # until a token in the URL or a first AUTH message says who
@@ -293,33 +263,27 @@ async def serve_websocket(
                 await send_and_linger(
                     stream, text_response(401, f"{failure.code}: {failure.message}")
                 )
-                return
+                return None
     refusal = websocket_refusal(request)
     if refusal is not None:
         state.counters["refused:bad-upgrade"] += 1
         await send_and_linger(stream, refusal)
-        return
-    replay = ReplayStream(stream, raw)
-    # The nursery holds trio-websocket's reader task: it cannot outlive this connection.
-    async with trio.open_nursery() as nursery:
-        with state.handshaking(deadline) as handshake:
-            try:
-                ws_request = await trio_websocket.wrap_server_stream(
-                    nursery,
-                    replay,
-                    max_message_size=settings.max_message_size,
-                    receive_buffer_size=RECEIVE_BUFFER,
-                )
-                ws = await ws_request.accept()
-            except trio_websocket.ConnectionClosed:
-                nursery.cancel_scope.cancel()
-                return
-        if handshake.cancelled_caught:
-            nursery.cancel_scope.cancel()
-            return
-        actor = Actor(id=next_actor_id(), address=address, mailbox_size=settings.mailbox_size)
-        await run_actor(state, ws, actor, identity)
-        nursery.cancel_scope.cancel()
+        return None
+    ws: engine.WebSocket | None = None
+    with state.handshaking(deadline):
+        try:
+            ws = await engine.accept(stream, raw, settings.max_message_size)
+        except engine.UnreadableUpgrade as unreadable:
+            state.counters["refused:bad-upgrade"] += 1
+            await send_and_linger(
+                stream, text_response(400, f"malformed WebSocket upgrade: {unreadable}")
+            )
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+    if ws is None:
+        return None
+    actor = Actor(id=next_actor_id(), address=address, mailbox_size=settings.mailbox_size)
+    return ws, actor, identity
 
 
 async def plain_http(state: ServerState, request: h11.Request) -> bytes:

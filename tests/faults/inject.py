@@ -9,9 +9,9 @@ so each actor's await points become places where a test can make it fail:
 
     injector.arm(client.address, Plan(Point.SEND, Fault.CRASH, nth=3))
 
-Await points (`Point`): RECEIVE (reader's `get_message`), MAILBOX (writer's mailbox
-`receive`), SEND (writer's `send_message`), PING (keepalive `ping`), CLOSE (the final
-`aclose`), and the synchronous step DISPATCH (the reader acting on a frame).
+Await points (`Point`): RECEIVE (reader's `receive`), MAILBOX (writer's mailbox
+`wait`), SEND (writer's `flush`), PING (the writer's keepalive `ping`), CLOSE (the
+final `aclose`), and the synchronous step DISPATCH (the reader acting on a frame).
 Faults (`Fault`): CRASH (raise), CANCEL (the actor's scope is cancelled with no
 reason given), HANG (wait forever at that point), LOSE_SOCKET (the TCP socket is
 closed under the actor's feet).
@@ -120,11 +120,11 @@ class FaultInjector:
             if conn is None:  # pragma: no cover - addresses always match without a proxy
                 conn = Connection(task=trio.lowlevel.current_task(), address=actor.address)
             conn.actor = actor
-            conn.stream = ws._stream
+            conn.stream = ws.stream
             self.by_actor[actor.id] = conn
             self.new_actor.set()
             self.new_actor = trio.Event()
-            actor.inbox = _FaultyInbox(actor.inbox, self, conn)  # type: ignore[assignment]
+            actor.mailbox = _FaultyMailbox(actor.mailbox, self, conn)  # type: ignore[assignment]
             try:
                 await real_run_actor(state, _FaultyWebSocket(ws, self, conn), actor, *args, **kw)
             finally:
@@ -205,7 +205,7 @@ class FaultInjector:
 
 
 class _FaultyWebSocket:
-    """The actor's WebSocket, with a fault hook before each await point."""
+    """The actor's WebSocket (engine.WebSocket), with a fault hook before each await."""
 
     def __init__(self, ws: Any, injector: FaultInjector, conn: Connection) -> None:
         self._ws = ws
@@ -215,19 +215,19 @@ class _FaultyWebSocket:
     async def _hit(self, point: Point) -> None:
         await self._injector.hit(self._conn, point)
 
-    async def get_message(self) -> str | bytes:
+    async def receive(self) -> list[str | bytes]:
         await self._hit(Point.RECEIVE)
-        return await self._ws.get_message()  # type: ignore[no-any-return]
+        return await self._ws.receive()  # type: ignore[no-any-return]
 
-    async def send_message(self, message: str | bytes) -> None:
+    async def flush(self) -> None:
         await self._hit(Point.SEND)
-        await self._ws.send_message(message)
+        await self._ws.flush()
 
-    async def ping(self, payload: bytes | None = None) -> None:
+    async def ping(self) -> None:
         await self._hit(Point.PING)
-        await self._ws.ping(payload)
+        await self._ws.ping()
 
-    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+    async def aclose(self, code: int, reason: str = "") -> None:
         await self._hit(Point.CLOSE)
         await self._ws.aclose(code, reason)
 
@@ -235,22 +235,23 @@ class _FaultyWebSocket:
         return getattr(self._ws, name)
 
 
-class _FaultyInbox:
-    """The actor's mailbox (receiving end), with a fault hook before each receive."""
+class _FaultyMailbox:
+    """The actor's mailbox, with a fault hook before each wait of its writer."""
 
-    def __init__(
-        self, inbox: trio.MemoryReceiveChannel[str], injector: FaultInjector, conn: Connection
-    ) -> None:
-        self._inbox = inbox
+    def __init__(self, mailbox: Any, injector: FaultInjector, conn: Connection) -> None:
+        self._mailbox = mailbox
         self._injector = injector
         self._conn = conn
 
-    async def receive(self) -> str:
+    async def wait(self) -> None:
         await self._injector.hit(self._conn, Point.MAILBOX)
-        return await self._inbox.receive()
+        await self._mailbox.wait()
+
+    def __len__(self) -> int:
+        return len(self._mailbox)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inbox, name)
+        return getattr(self._mailbox, name)
 
 
 def random_faults(

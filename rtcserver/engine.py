@@ -1,0 +1,206 @@
+"""The WebSocket engine: a thin Trio shell around websockets' sans-I/O protocol.
+
+`websockets.server.ServerProtocol` owns RFC 6455: the opening handshake's checks,
+framing, unmasking (in C), control frames, the closing handshake, size limits. It
+never touches a socket. This module owns the socket, and nothing else: it feeds the
+protocol what one `receive_some` read, hands back the complete messages, and writes
+whatever the protocol has queued as one `send_all`.
+
+There is no task in here. The connection actor (handler.py) reads on its own task
+and writes on one writer task; the one `WebSocket` object is shared by both, which
+is safe because every protocol call is synchronous (Trio switches only at awaits).
+Measured reason (docs/ARCHITECTURE.md): trio-websocket's reader task, channel, lock
+and per-message cancel scopes cost about twice the CPU per message of this loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, final
+
+import trio
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import Event, State
+from websockets.server import ServerProtocol
+
+# A read size that takes a whole SDP offer (or a burst of small frames) in one call.
+RECEIVE_SIZE: Final = 64 * 1024
+
+# websockets logs every open and close at INFO; rtcserver logs its own line per event.
+_protocol_log = logging.getLogger("rtcserver.websocket")
+_protocol_log.setLevel(logging.WARNING)
+
+_TEXT: Final = Opcode.TEXT
+_BINARY: Final = Opcode.BINARY
+_CONT: Final = Opcode.CONT
+_CLOSE: Final = Opcode.CLOSE
+_OPEN: Final = State.OPEN
+
+
+class Closed(Exception):
+    """The WebSocket is over for reading: a close frame, EOF, or a broken socket."""
+
+
+class UnreadableUpgrade(Exception):
+    """The request head that h11 accepted is not one websockets can parse (for
+    example HTTP/1.0): nothing was sent; the caller answers 400."""
+
+
+@final
+class WebSocket:
+    """One open WebSocket: the stream, its protocol state, a message being reassembled."""
+
+    __slots__ = ("_fragments", "_pending", "protocol", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, protocol: ServerProtocol) -> None:
+        self.stream = stream
+        self.protocol = protocol
+        # Frames the protocol parsed together with the handshake (a client may send
+        # its first messages right behind the request head): read before the socket.
+        self._pending: list[Event] = protocol.events_received()
+        # A fragmented message in progress: its opcode and the payloads so far.
+        self._fragments: tuple[Opcode, list[bytes]] | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    async def receive(self) -> list[str | bytes]:
+        """Read once and return the messages completed by it (text as str, binary as
+        bytes), possibly none (a ping, half a frame). Raises Closed when the client
+        closed, the stream ended, or the protocol failed (it has then queued the
+        close frame that says why: 1002, 1007, 1009)."""
+        protocol = self.protocol
+        if self._pending:
+            events, self._pending = self._pending, []
+            return self._messages(events)
+        if protocol.state is not _OPEN:
+            raise Closed
+        try:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if not data:
+            protocol.receive_eof()
+            raise Closed
+        protocol.receive_data(data)
+        return self._messages(protocol.events_received())
+
+    def _messages(self, events: list[Event]) -> list[str | bytes]:
+        messages: list[str | bytes] = []
+        for frame in events:
+            if not isinstance(frame, Frame):
+                continue
+            opcode = frame.opcode
+            if opcode is _TEXT and frame.fin:
+                data = frame.data
+            elif opcode is _TEXT or opcode is _BINARY:
+                if frame.fin:
+                    messages.append(bytes(frame.data))
+                    continue
+                self._fragments = (opcode, [bytes(frame.data)])
+                continue
+            elif opcode is _CONT:
+                assert self._fragments is not None  # the protocol checks continuations
+                kind, parts = self._fragments
+                parts.append(bytes(frame.data))
+                if not frame.fin:
+                    continue
+                self._fragments = None
+                if kind is _BINARY:
+                    messages.append(b"".join(parts))
+                    continue
+                data = b"".join(parts)
+            else:
+                continue  # ping (answered by the protocol), pong, close (state says)
+            try:
+                messages.append(str(data, "utf-8"))
+            except UnicodeDecodeError as exc:
+                self.protocol.fail(1007, f"invalid UTF-8 at position {exc.start}")
+                break
+        return messages
+
+    def has_output(self) -> bool:
+        """Whether reading made the protocol queue bytes (a pong, a close) to send."""
+        return bool(self.protocol.writes)
+
+    @property
+    def open(self) -> bool:
+        return self.protocol.state is _OPEN
+
+    def close_received(self) -> tuple[int, str] | None:
+        close = self.protocol.close_rcvd
+        return None if close is None else (int(close.code), close.reason)
+
+    # ------------------------------------------------------------------ writing
+
+    def queue_texts(self, batch: list[bytes]) -> None:
+        """Frame each UTF-8 payload as a text message, to go out on the next flush.
+        Once the closing handshake has begun nothing more can be sent: dropped."""
+        protocol = self.protocol
+        if protocol.state is not _OPEN:
+            return
+        send_text = protocol.send_text
+        for data in batch:
+            send_text(data)
+
+    async def flush(self) -> None:
+        """Write everything the protocol has queued as one `send_all` (one syscall
+        for a whole burst). An end-of-stream marker becomes a half-close."""
+        chunks = self.protocol.data_to_send()
+        if not chunks:
+            await trio.lowlevel.checkpoint()
+            return
+        eof = chunks[-1] == b""
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if data:
+            await self.stream.send_all(data)
+        if eof and isinstance(self.stream, trio.SocketStream):
+            await self.stream.send_eof()
+
+    async def ping(self) -> None:
+        """Send a ping now. The pong is noticed by the reader as something heard."""
+        if self.protocol.state is _OPEN:
+            self.protocol.send_ping(b"")
+        await self.flush()
+
+    async def aclose(self, code: int, reason: str = "") -> None:
+        """The closing handshake: our close frame (unless one was already sent), then
+        wait for the client's answer (or EOF) so that closing the socket cannot reset
+        the connection before the client has read the close frame. The caller bounds
+        how long this may take; the caller also closes the stream."""
+        protocol = self.protocol
+        if protocol.state is _OPEN:
+            # A close frame's reason has room for 123 bytes of UTF-8.
+            reason = reason.encode()[:123].decode(errors="ignore")
+            protocol.send_close(code, reason)
+        try:
+            await self.flush()
+            while protocol.state is State.CLOSING and protocol.close_rcvd is None:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+                if not data:
+                    protocol.receive_eof()
+                    break
+                protocol.receive_data(data)
+            await self.flush()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def accept(stream: trio.abc.Stream, head: bytes, max_message_size: int) -> WebSocket | None:
+    """Complete the opening handshake for a request whose bytes (`head`, and anything
+    the client sent after it) were already read. Returns the open WebSocket, or None
+    after sending the refusal the protocol chose (400 naming the problem)."""
+    protocol = ServerProtocol(max_size=max_message_size, logger=_protocol_log)
+    protocol.receive_data(head)
+    events = protocol.events_received()
+    if not events or not isinstance(events[0], Request):
+        response = protocol.reject(400, "malformed WebSocket upgrade request\n")
+    else:
+        response = protocol.accept(events[0])
+        protocol.events = events[1:]  # frames that came with the head: read them first
+    protocol.send_response(response)
+    data = b"".join(protocol.data_to_send())
+    await stream.send_all(data)
+    if response.status_code != 101:
+        return None
+    return WebSocket(stream, protocol)
