@@ -79,9 +79,7 @@ async def test_actor_fault_stays_inside_its_connection(
                 # The survivor: all the victim sent before the fault, in order, then told.
                 await expect_in_order_then_gone(pair.a, pair.sent["b"][seen["b"] :])
                 # The victim: what it was sent, in order, then its connection ends.
-                await expect_in_order_then_gone(
-                    victim, pair.sent["a"][seen["a"] :], peerleft=False
-                )
+                await expect_in_order_then_gone(victim, pair.sent["a"][seen["a"] :], peerleft=False)
                 if fault is Fault.HANG:
                     verdict, client_sees = HANG_VERDICT[point]
                     assert actor.close_code == verdict, actor.close_reason
