@@ -17,15 +17,14 @@ import sys
 import tarfile
 import tomllib
 import urllib.request
-import venv
 import zipfile
 from pathlib import Path
 
-import attrs
 import pytest
 
 import rtcserver
 from rtcserver import extras, static
+from tests.support.artifacts import Artifacts, run
 from tests.support.client import make_pair
 from tests.support.process import running_server
 
@@ -34,14 +33,6 @@ PAGES = ("index.html", "phone.html")
 # Made by builds and tools, never shipped: caches, virtual environments, node_modules.
 UNTRACKED = {".git", ".venv", "build", "dist", "node_modules", "__pycache__", ".hypothesis"}
 UNTRACKED_SUFFIXES = (".pyc", ".egg-info", "_cache")
-
-
-def run(*cmd: str | Path, cwd: Path = ROOT, timeout: float = 600) -> str:
-    result = subprocess.run(
-        [str(part) for part in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 def source_files() -> set[str]:
@@ -114,31 +105,6 @@ def test_every_extra_named_in_extras_exists_in_pyproject() -> None:
 
 
 # ------------------------------------------------------------------ the artifacts
-
-
-@attrs.frozen
-class Artifacts:
-    wheel: Path
-    sdist: Path
-    venv: Path  # the wheel installed, without extras
-
-    @property
-    def script(self) -> Path:
-        return self.venv / "bin" / "rtcserver"
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
-    out = tmp_path_factory.mktemp("dist")
-    # The wheel is built from the sdist, so the sdist must be enough to build from.
-    run(sys.executable, "-m", "build", "--outdir", out, ROOT)
-    (wheel,) = out.glob("rtcserver-*.whl")
-    (sdist,) = out.glob("rtcserver-*.tar.gz")
-    env_dir = tmp_path_factory.mktemp("venv") / "v"
-    venv.create(env_dir, with_pip=True)
-    pip = [env_dir / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    run(*pip, wheel)
-    return Artifacts(wheel=wheel, sdist=sdist, venv=env_dir)
 
 
 @pytest.mark.slow
