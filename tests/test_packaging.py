@@ -94,7 +94,29 @@ def test_devcert_without_cryptography_is_one_line_and_exit_2() -> None:
     )
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert "pip install cryptography" in result.stderr
+    assert "pip install 'rtcserver[dev]'" in result.stderr
+
+
+def test_bench_plot_without_matplotlib_is_one_line_and_exit_2_before_measuring(
+    tmp_path: Path,
+) -> None:
+    blocked = "import runpy, sys; sys.modules['matplotlib'] = None; "
+    bench = str(ROOT / "tools" / "bench")
+    argv = ["bench", "--quick", "--plot", str(tmp_path / "latency.png")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            blocked + f"sys.argv = {argv!r}; runpy.run_path({bench!r}, run_name='__main__')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "--plot needs matplotlib: pip install 'rtcserver[bench]' (or tools/setup-venv.sh bench)"
+    ]
 
 
 def test_every_extra_named_in_extras_exists_in_pyproject() -> None:

@@ -25,8 +25,8 @@ try:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 except ImportError as missing:  # one line that says what to install, not a traceback
     print(
-        f"devcert.py needs cryptography ({missing.msg}); install it with: "
-        "pip install cryptography (or tools/setup-venv.sh dev)",
+        f"devcert.py needs cryptography ({missing.msg}): pip install 'rtcserver[dev]' "
+        "(or tools/setup-venv.sh dev)",
         file=sys.stderr,
     )
     sys.exit(2)
