@@ -7,12 +7,17 @@ import sys
 
 import trio
 
+from . import extras
 from .app import main as run
 from .config import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = load_settings(argv)
+    problem = extras.missing("cluster", "--redis") if settings.redis else None
+    if problem is not None:
+        print(f"rtcserver: {problem}", file=sys.stderr)
+        return 2  # a usage error, as argparse's own
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

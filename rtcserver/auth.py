@@ -23,16 +23,41 @@ _SCRYPT_SLOTS = trio.CapacityLimiter(2)
 
 @attrs.frozen
 class Identity:
-    """Who a connection speaks for. `rooms` None means any room may be entered."""
+    """Who a connection speaks for, and what that lets it do (docs/PROTOCOL.md).
+
+    With authentication off every connection is ANONYMOUS: any LOGIN name, any room.
+    A token limits both. Its `sub` is the only name LOGIN may claim; without `sub` the
+    holder stays anonymous and cannot LOGIN at all. Its `rooms`, when present, is the
+    whole list of rooms the holder may be in: ENTERROOM to those only, and no GETROOM
+    and no calls, since both make new rooms. A password login proves a name and
+    allows any room.
+    """
 
     name: str | None = None
     rooms: tuple[int, ...] | None = None
+    any_name: bool = False  # authentication is off: LOGIN may claim any free name
 
     def may_enter(self, room: int) -> bool:
         return self.rooms is None or room in self.rooms
 
+    @property
+    def may_create_rooms(self) -> bool:
+        return self.rooms is None
 
-ANONYMOUS = Identity()
+    def login_refusal(self, requested: str) -> str | None:
+        """Why LOGIN as `requested` is not allowed (the LOGIN reply's reason), or None."""
+        if self.any_name:
+            return None
+        if self.name is None:
+            return "auth failed: your credentials name no user"
+        if self.rooms is not None:
+            return "auth failed: your token is limited to its rooms, and calls make new ones"
+        if requested != self.name:
+            return "auth failed: your credentials are for another name"
+        return None
+
+
+ANONYMOUS = Identity(any_name=True)
 
 
 class AuthFailed(Exception):

@@ -15,8 +15,10 @@ from typing import Any
 
 import attrs
 
+from . import __version__
+from .static import bundled_pages
+
 ENV_PREFIX = "RTCSERVER_"
-DEFAULT_WWW = Path(__file__).resolve().parent.parent / "www"
 
 
 def _opt(default: Any, help: str, *, metavar: str | None = None) -> Any:
@@ -44,9 +46,13 @@ class Settings:
     host: str = _opt("0.0.0.0", "address to listen on")
     port: int = _opt(30000, "TCP port for HTTP and WebSocket (0 picks a free port)")
     www: Path = attrs.field(
-        default=DEFAULT_WWW,
+        default=bundled_pages(),
         converter=Path,
-        metadata={"help": "directory of the web page served at /", "metavar": "DIR"},
+        metadata={
+            "help": "directory of the web pages served at / (the default is the pages that "
+            "come with rtcserver)",
+            "metavar": "DIR",
+        },
     )
     log_level: str = _opt("info", "debug, info, warning or error")
     max_message_size: int = _opt(
@@ -192,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"rtcserver {__version__}")
     for field in attrs.fields(Settings):
         flag = "--" + field.name.replace("_", "-")
         env = ENV_PREFIX + field.name.upper()
@@ -283,6 +290,8 @@ def validate(settings: Settings) -> str | None:
         return "mailbox_size must be at least rate_burst"
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
         return "log_level must be debug, info, warning or error"
+    if not settings.www.is_dir():
+        return f"www: no such directory: {settings.www}"
     if bool(settings.tls_cert) != bool(settings.tls_key):
         return "tls_cert and tls_key go together"
     for name in ("tls_cert", "tls_key", "users_file"):

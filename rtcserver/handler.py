@@ -233,13 +233,17 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         case protocol.Relay(type=kind):
             dispatch_relay(state, actor, text, kind)
         case protocol.GetRoom():
+            if not _identity(session).may_create_rooms:
+                _reply_error(
+                    state, actor, ErrorCode.FORBIDDEN, "your token allows only the rooms it lists"
+                )
+                return
             if state.cluster is not None:
                 session.pending = lambda: _join_cluster(state, actor, None, create=True)
                 return
             _room_created(actor, registry.create(actor))
         case protocol.EnterRoom(room=room):
-            identity = session.identity
-            if room is not None and identity is not None and not identity.may_enter(room):
+            if room is not None and not _identity(session).may_enter(room):
                 actor.tell(protocol.encode(protocol.WrongRoom(reason=WrongRoomReason.FORBIDDEN)))
                 log_event(actor, "wrongroom", room, reason=WrongRoomReason.FORBIDDEN)
                 return
@@ -251,10 +255,7 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
             config = ice_config(state.settings, _turn_user(session), time.time())
             actor.tell(protocol.encode(protocol.Config(**config)))
         case protocol.Login(name=name):
-            identity = session.identity
-            session.pending = phone.login(
-                state, actor, name, allowed=identity.name if identity else None
-            )
+            session.pending = phone.login(state, actor, name, _identity(session))
         case protocol.CallControl(type=kind, fields=fields):
             if registry.name_of(actor) is not None:
                 phone.call_control(state, actor, kind, fields)
@@ -266,6 +267,11 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
             _reply_error(
                 state, actor, ErrorCode.AUTH_FAILED, "already authenticated (or no auth here)"
             )
+
+
+def _identity(session: Session) -> Identity:
+    assert session.identity is not None, "messages are dispatched only after websocket_init"
+    return session.identity
 
 
 def _room_created(actor: Actor, created: Created[Peer]) -> None:

@@ -17,6 +17,7 @@ import trio
 
 from . import calls, protocol
 from .actor import Actor
+from .auth import Identity
 from .protocol import ErrorCode
 from .state import ServerState
 
@@ -24,7 +25,7 @@ log = logging.getLogger("rtcserver")
 
 
 def login(
-    state: ServerState, actor: Actor, requested: object, allowed: str | None
+    state: ServerState, actor: Actor, requested: object, identity: Identity
 ) -> Callable[[], Awaitable[None]] | None:
     """LOGIN: claim a name (checked against the authenticated identity, if any). In
     cluster mode the leader decides whether it is free: the reader awaits what this
@@ -40,8 +41,9 @@ def login(
     problem = calls.validate_name(requested)
     if problem is not None:
         return refuse(f"invalid name: {problem}")
-    if allowed is not None and requested != allowed:
-        return refuse("auth failed: your credentials are for another name")
+    refusal = identity.login_refusal(requested)
+    if refusal is not None:
+        return refuse(refusal)
     if registry.name_of(actor) is not None:
         return refuse(f"already logged in as {registry.name_of(actor)}")
     if state.cluster is not None:

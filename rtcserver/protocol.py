@@ -32,6 +32,7 @@ class ErrorCode(enum.StrEnum):
     NOT_IN_ROOM = "not-in-room"  # a relay message before GETROOM/ENTERROOM
     NO_PEER = "no-peer"  # a relay message while alone in the room: not delivered
     RATE_LIMITED = "rate-limited"  # over the message rate; dropped, close 1008 if it goes on
+    FORBIDDEN = "forbidden"  # GETROOM with a token whose `rooms` claim lists the only rooms
     # Cluster mode (--redis): an operation that needs Redis or another node failed.
     CLUSTER_UNAVAILABLE = "cluster-unavailable"  # Redis unreachable, or this node's lease lost
     PEER_UNREACHABLE = "peer-unreachable"  # the peer's node is not listening: not delivered

@@ -1,7 +1,13 @@
-"""Which file of `www/` a URL path names, and its content type. No path escapes the root."""
+"""Which file of `www/` a URL path names, and its content type. No path escapes the root.
+
+The pages ship inside the package (`rtcserver/www` in the wheel, mapped from the
+top-level `www/` by pyproject.toml); `bundled_pages()` finds them in a wheel and in
+a checkout alike, so `rtcserver` serves the page from any working directory.
+"""
 
 from __future__ import annotations
 
+import importlib.resources
 import mimetypes
 import posixpath
 from pathlib import Path
@@ -25,6 +31,19 @@ CONTENT_TYPES = {
     ".ogg": "audio/ogg",
     ".wav": "audio/wav",
 }
+
+
+def bundled_pages() -> Path:
+    """The directory of the pages that come with rtcserver.
+
+    Installed from a wheel they are package data, `rtcserver/www`. In a checkout
+    (an editable install, `tools/serve.sh`) they are `www/` beside the package, where
+    the wheel takes them from.
+    """
+    packaged = importlib.resources.files("rtcserver") / "www"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "www"
 
 
 def content_type(path: Path) -> str:

@@ -1,26 +1,25 @@
-"""Signed, expiring access tokens: JWTs (RFC 7519) in JWS compact form with HS256 only.
+"""Signed, expiring access tokens: JWTs (RFC 7519) with HS256 only, on PyJWT.
 
 A token says who may connect (`sub`), until when (`exp`, required), from when (`nbf`)
 and to which rooms (`rooms`; absent means any room). Whoever holds the shared secret
 can mint one, e.g. a web app that already knows its users, or `tools/mint_token.py`.
+What `sub` and `rooms` allow is enforced in `auth.Identity` (docs/PROTOCOL.md).
 
-Only HS256 is accepted. The algorithm named in a token's header is never trusted to pick
-the verification: that is how `alg: none` and key-confusion attacks work. The signature
-is checked, in constant time, before the payload is even decoded. Every rejection is a
-`TokenError` whose `.code` is the answer to send. Pure: the clock is an argument.
+PyJWT parses and checks the signature; the algorithm is pinned to HS256, never taken
+from the token's header (that is how `alg: none` and key-confusion attacks work). This
+module adds what PyJWT leaves to its caller: the shape of our claims, and the clock as
+an argument, so it stays pure. Every rejection is a `TokenError` whose `.code` is the
+answer to send and whose text is fixed: nothing from the token is echoed back.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import re
 from collections.abc import Iterable
 from typing import Any, ClassVar, final
 
 import attrs
+import jwt
+from jwt.algorithms import HMACAlgorithm
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
@@ -44,14 +43,17 @@ MIN_SECRET_BYTES = 32
 # Far above any token we mint (about 200 bytes with a few rooms); bounds the work a
 # stranger can make us do before the signature check.
 MAX_TOKEN_LENGTH = 4096
-
-_HEADER: dict[str, object] = {"alg": "HS256", "typ": "JWT"}
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+ALGORITHMS = ["HS256"]
+# PyJWT checks the signature and that `exp` is there. Time claims are checked here
+# against the `now` argument (PyJWT would read the clock); claims we do not use
+# (`iss`, `aud`, `jti`, ...) are ignored, as RFC 7519 §4 lets us.
+_UNCHECKED = ("exp", "nbf", "iat", "iss", "aud", "sub", "jti")
+_DECODE_OPTIONS: Any = {"require": ["exp"]} | {f"verify_{name}": False for name in _UNCHECKED}
 
 
 class TokenError(Exception):
     """A token was refused. `code` is the machine-readable reason sent to the client;
-    the message is for the server's log."""
+    the message is a fixed text for the client and the log."""
 
     code: ClassVar[str] = "token-invalid"
 
@@ -61,7 +63,8 @@ class TokenMissing(TokenError):
 
 
 class TokenMalformed(TokenError):
-    """Not three base64url parts, or a header that is not a JSON object."""
+    """Not three unpadded base64url parts, a header that is not a JSON object, or a
+    header asking for what we do not understand (`typ` other than JWT, `crit`)."""
 
     code = "token-malformed"
 
@@ -94,12 +97,17 @@ class TokenNotYetValid(TokenError):
 
 def _check_time(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and (type(value) is not int or value < 0):
-        raise ValueError(f"{attribute.name} must be a non-negative integer, not {value!r}")
+        raise ValueError(f"{attribute.name} must be a non-negative integer")
+
+
+def _check_sub(_: object, __: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("sub must be a string")
 
 
 def _check_rooms(_: object, __: attrs.Attribute[Any], value: tuple[int, ...] | None) -> None:
     if value is not None and not all(type(room) is int for room in value):
-        raise ValueError(f"rooms must be integers, not {value!r}")
+        raise ValueError("rooms must be a list of room numbers")
 
 
 def _to_rooms(value: Iterable[int] | None) -> tuple[int, ...] | None:
@@ -111,20 +119,19 @@ def _to_rooms(value: Iterable[int] | None) -> tuple[int, ...] | None:
 @final
 @attrs.frozen
 class Claims:
-    """What a verified token grants. Times are integer unix seconds (NumericDate)."""
+    """What a verified token grants. Times are integer unix seconds (NumericDate).
+    The validators' texts are fixed: a refused token's 401 body quotes them."""
 
     exp: int = attrs.field(validator=_check_time)
     iat: int | None = attrs.field(default=None, validator=_check_time)
     nbf: int | None = attrs.field(default=None, validator=_check_time)
-    sub: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
-    )
+    sub: str | None = attrs.field(default=None, validator=_check_sub)
     rooms: tuple[int, ...] | None = attrs.field(
         default=None, converter=_to_rooms, validator=_check_rooms
     )
 
     def allows_room(self, room: int) -> bool:
-        """Whether this token may enter (or create) `room`; no `rooms` claim means any."""
+        """Whether this token may enter `room`; no `rooms` claim means any."""
         return self.rooms is None or room in self.rooms
 
     def to_json(self) -> dict[str, object]:
@@ -150,15 +157,16 @@ def check_secret(secret: str | bytes) -> bytes:
             f"the token secret must be at least {MIN_SECRET_BYTES} bytes, not {len(key)}"
             " (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
         )
+    try:  # PyJWT refuses secrets that look like PEM keys: say so at start, not per token
+        HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
+    except jwt.InvalidKeyError as exc:
+        raise ValueError(f"the token secret is not usable: {exc}") from None
     return key
 
 
 def mint(secret: str | bytes, claims: Claims) -> str:
     """Sign `claims` into a compact JWT (`header.payload.signature`)."""
-    key = check_secret(secret)
-    header, payload = _json_bytes(_HEADER), _json_bytes(claims.to_json())
-    signing_input = _b64encode(header) + "." + _b64encode(payload)
-    return signing_input + "." + _sign(key, signing_input)
+    return jwt.encode(claims.to_json(), check_secret(secret), algorithm="HS256")
 
 
 def verify(secret: str | bytes, token: str | None, now: float, leeway: float = 0.0) -> Claims:
@@ -172,37 +180,46 @@ def verify(secret: str | bytes, token: str | None, now: float, leeway: float = 0
         raise TokenMissing("no token given")
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenMalformed(f"token longer than {MAX_TOKEN_LENGTH} characters")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise TokenMalformed(f"a token has 3 dot-separated parts, this one has {len(parts)}")
-    header_b64, payload_b64, signature_b64 = parts
-    header = _decode_json_object(header_b64, "header")
-    if header.get("alg") != "HS256":
-        raise TokenAlgorithmRejected(f"alg {header.get('alg')!r} is not HS256")
-    if header.get("typ", "JWT") != "JWT" or "crit" in header:
-        # `crit` names extensions the verifier must understand; we understand none.
-        raise TokenMalformed("unsupported header (typ other than JWT, or crit)")
-    expected = _sign(key, header_b64 + "." + payload_b64)
-    # Comparing the base64url text (not decoded bytes) also refuses a second spelling
-    # of the same signature; both sides are ASCII, so compare_digest takes them as is.
-    if not hmac.compare_digest(expected.encode(), signature_b64.encode()):
-        raise TokenForged("signature does not match")
-    claims = _claims(_decode_json_object(payload_b64, "payload"))
+    if "=" in token:
+        # PyJWT accepts padded base64url too; one spelling per token is all we mint.
+        raise TokenMalformed("not unpadded base64url")
+    decoded = _decode(key, token)
+    header = decoded["header"]
+    if header.get("typ", "JWT") != "JWT":
+        raise TokenMalformed("unsupported header (typ other than JWT)")
+    claims = _claims(decoded["payload"])
     if now >= claims.exp + leeway:
-        raise TokenExpired(f"expired at {claims.exp}")
+        raise TokenExpired("expired")
     if claims.nbf is not None and now + leeway < claims.nbf:
-        raise TokenNotYetValid(f"not valid before {claims.nbf}")
+        raise TokenNotYetValid("not valid yet")
     return claims
 
 
-def _claims(payload: dict[str, Any]) -> Claims:
-    # Unknown claims are ignored (RFC 7519 §4), known ones must have our types.
+def _decode(key: bytes, token: str) -> dict[str, Any]:
+    """PyJWT's checks, its exceptions turned into ours (with fixed texts)."""
     try:
-        if "exp" not in payload:
-            raise ValueError("exp is required")
+        return jwt.api_jwt.decode_complete(
+            token, key, algorithms=ALGORITHMS, options=_DECODE_OPTIONS
+        )
+    except jwt.InvalidAlgorithmError:
+        raise TokenAlgorithmRejected("alg is not HS256") from None
+    except jwt.InvalidSignatureError:  # before DecodeError: it is one
+        raise TokenForged("signature does not match") from None
+    except jwt.MissingRequiredClaimError:
+        raise TokenClaimsInvalid("exp is required") from None
+    except jwt.DecodeError:
+        raise TokenMalformed("not a JWT: three base64url parts of JSON objects") from None
+    except jwt.InvalidTokenError:  # e.g. a `crit` header naming extensions we lack
+        raise TokenMalformed("unsupported header") from None
+
+
+def _claims(payload: dict[str, Any]) -> Claims:
+    # Unknown claims are ignored (RFC 7519 §4), known ones must have our types. The
+    # validators' texts are fixed, so str(exc) never echoes the token's values.
+    try:
         rooms = payload.get("rooms")
         if rooms is not None and not isinstance(rooms, list):
-            raise ValueError(f"rooms must be a list, not {rooms!r}")
+            raise ValueError("rooms must be a list of room numbers")
         return Claims(
             exp=payload["exp"],
             iat=payload.get("iat"),
@@ -212,49 +229,3 @@ def _claims(payload: dict[str, Any]) -> Claims:
         )
     except (TypeError, ValueError) as exc:
         raise TokenClaimsInvalid(str(exc)) from None
-
-
-def _sign(key: bytes, signing_input: str) -> str:
-    return _b64encode(hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest())
-
-
-def _json_bytes(value: dict[str, object]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str, part: str) -> bytes:
-    # The stdlib decoder silently skips characters outside the alphabet; refuse them.
-    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise TokenMalformed(f"the {part} is not unpadded base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _decode_json_object(text: str, part: str) -> dict[str, Any]:
-    try:
-        value = json.loads(
-            _b64decode(text, part),
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_no_constants,
-        )
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise TokenMalformed(f"the {part} is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise TokenMalformed(f"the {part} is not a JSON object")
-    return value
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two `exp` members could be read differently by two parsers (RFC 7515 §5.2).
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def _no_constants(name: str) -> float:
-    # The stdlib accepts NaN and Infinity, which are not JSON.
-    raise ValueError(f"{name} is not JSON")

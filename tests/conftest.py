@@ -10,6 +10,7 @@ import trio
 
 from rtcserver.app import Server, serve
 from rtcserver.config import Settings
+from tests.support.artifacts import Artifacts, build_and_install
 
 StartServer = Callable[..., Awaitable[Server]]
 
@@ -19,6 +20,12 @@ def settings_for_tests(**overrides: Any) -> Settings:
     base: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "stun": ()}
     base.update(overrides)
     return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
+    """The wheel and sdist of this tree, the wheel installed in a fresh venv (slow: once)."""
+    return build_and_install(tmp_path_factory.mktemp("artifacts"))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import ssl
 import time
 from pathlib import Path
 
+import jwt
 import orjson
 import pytest
 import trio
@@ -233,6 +234,54 @@ async def test_token_rooms_claim_limits_which_rooms_may_be_entered(
         async with connect(base + token(sub="invited", rooms=[room])) as invited:
             await invited.send({"type": "ENTERROOM", "value": room})
             await host.expect("PEERJOINED")
+
+
+async def test_a_rooms_claim_forbids_getroom(start_server: StartServer) -> None:
+    server = await start_server(auth_secret=SECRET)
+    async with connect(f"ws://127.0.0.1:{server.port}/ws?token={token(rooms=[])}") as guest:
+        await guest.send({"type": "GETROOM", "value": ""})
+        assert (await guest.expect("ERROR"))["code"] == "forbidden"
+
+
+async def test_a_rooms_claim_forbids_calls_which_make_new_rooms(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(auth_secret=SECRET)
+    base = f"ws://127.0.0.1:{server.port}/ws?token="
+    async with (
+        connect(base + token(sub="bob")) as bob,
+        connect(base + token(sub="guest", rooms=[])) as guest,
+    ):
+        await bob.send({"type": "LOGIN", "name": "bob"})
+        assert (await bob.expect("LOGIN"))["success"] is True
+        await bob.expect("USERS")
+        await guest.send({"type": "LOGIN", "name": "guest"})
+        reply = await guest.expect("LOGIN")
+        assert reply["success"] is False and reply["reason"].startswith("auth failed")
+        await guest.send({"type": "CALL", "to": "bob"})
+        assert (await guest.expect("ERROR"))["code"] == "not-logged-in"
+        await bob.expect_nothing()
+
+
+async def test_a_token_without_sub_may_use_rooms_but_not_login(start_server: StartServer) -> None:
+    server = await start_server(auth_secret=SECRET)
+    async with connect(f"ws://127.0.0.1:{server.port}/ws?token={token()}") as anonymous:
+        await anonymous.send({"type": "LOGIN", "name": "alice"})
+        reply = await anonymous.expect("LOGIN")
+        assert reply["success"] is False and reply["reason"].startswith("auth failed")
+        assert await anonymous.create_room() > 0
+
+
+async def test_a_token_of_the_wrong_shape_gets_a_short_fixed_401(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(auth_secret=SECRET)
+    bad = jwt.encode({"exp": int(time.time()) + 60, "sub": 123}, SECRET, algorithm="HS256")
+    with pytest.raises(HandshakeError) as refused:
+        async with connect(f"ws://127.0.0.1:{server.port}/ws?token={bad}"):
+            pass
+    assert getattr(refused.value, "status_code", None) == 401
+    assert getattr(refused.value, "body", b"") == b"token-claims-invalid: sub must be a string\n"
 
 
 # ------------------------------------------------------------------ passwords

@@ -18,10 +18,18 @@ import os
 import sys
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ImportError as missing:  # one line that says what to install, not a traceback
+    print(
+        f"devcert.py needs cryptography ({missing.msg}): pip install 'rtcserver[dev]' "
+        "(or tools/setup-venv.sh dev)",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 ALWAYS = ["localhost", "127.0.0.1", "::1"]
 # Apple platforms refuse TLS server certificates valid for more than 825 days, and

@@ -34,9 +34,16 @@ def parse_rooms(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--secret", help=f"the shared secret (default: ${SECRET_ENV})")
-    parser.add_argument("--name", help="the user name (`sub` claim); omit for anonymous")
     parser.add_argument(
-        "--rooms", type=parse_rooms, help="comma-separated room numbers; omit for any room"
+        "--name",
+        help="the user name (`sub` claim), the only name LOGIN accepts; omit for an "
+        "anonymous token (rooms only, no LOGIN)",
+    )
+    parser.add_argument(
+        "--rooms",
+        type=parse_rooms,
+        help="comma-separated room numbers, the only rooms the holder may enter (no "
+        "GETROOM, no calls); omit for any room",
     )
     parser.add_argument(
         "--ttl",

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -92,13 +92,18 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def running_server(
-    *args: str, env: dict[str, str] | None = None, startup_timeout: float = 15.0
+    *args: str,
+    env: dict[str, str] | None = None,
+    startup_timeout: float = 15.0,
+    program: Sequence[str] = (sys.executable, "-m", "rtcserver"),
+    cwd: Path = ROOT,
 ) -> Iterator[ServerProcess]:
-    """Start `python -m rtcserver --host 127.0.0.1 --port 0 ARGS`, yield it, stop it."""
-    cmd = [sys.executable, "-m", "rtcserver", "--host", "127.0.0.1", "--port", "0", *args]
+    """Start `python -m rtcserver --host 127.0.0.1 --port 0 ARGS` (or another `program`,
+    such as an installed `rtcserver` script), yield it, stop it."""
+    cmd = [*program, "--host", "127.0.0.1", "--port", "0", *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env
     )
     server = ServerProcess(proc=proc, scheme="http", host="127.0.0.1", port=0)
     try:

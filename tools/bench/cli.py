@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import QUICK, SCENARIOS, Plan, make_plan
 from .crossnode import run_cluster
+from .plot import matplotlib_missing
 from .progress import say
 from .run import run
 from .targets import (
@@ -201,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if plan.repeat < 1 or plan.workers < 1:
         say("--repeat and --workers must be at least 1")
+        return 2
+    if args.plot is not None and (missing := matplotlib_missing()) is not None:
+        say(missing)
         return 2
     if args.pin and (os.cpu_count() or 1) < 2:
         say("--pin needs at least two cores; running unpinned")

@@ -11,6 +11,21 @@ from .progress import say
 PERCENTILES = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99]
 
 
+MISSING_MATPLOTLIB = (
+    "--plot needs matplotlib: pip install 'rtcserver[bench]' (or tools/setup-venv.sh bench)"
+)
+
+
+def matplotlib_missing() -> str | None:
+    """One line naming the extra when `--plot` cannot be drawn, or None. Asked before
+    the run, so minutes of measuring do not end in "plot skipped"."""
+    try:
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
+    except ImportError:
+        return MISSING_MATPLOTLIB
+    return None
+
+
 def plot_latency(path: Path, curves: dict[str, dict[str, array[int]]]) -> bool:
     """One panel per scenario, one line per target: latency against percentile.
 
@@ -23,7 +38,7 @@ def plot_latency(path: Path, curves: dict[str, dict[str, array[int]]]) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        say("plot skipped: matplotlib is not installed (pip install 'rtcserver[bench]')")
+        say(f"plot skipped: {MISSING_MATPLOTLIB}")
         return False
     panels = {sid: by for sid, by in curves.items() if any(len(s) for s in by.values())}
     if not panels:
