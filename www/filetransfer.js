@@ -314,5 +314,5 @@ export function formatSize(bytes) {
     value /= 1000;
     unit++;
   }
-  return unit === 0 ? `${value} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(value < 100 ? 1 : 0)} ${units[unit]}`;
 }

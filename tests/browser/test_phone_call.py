@@ -147,6 +147,17 @@ def test_rejected_call_says_rejected(open_phone: OpenPhone) -> None:
     alice.wait_user("bob", "available")
 
 
+def test_incoming_call_dialog_takes_focus_and_escape_rejects(open_phone: OpenPhone) -> None:
+    alice, bob = open_phone("alice"), open_phone("bob")
+    ring(alice, bob, "bob")
+    # The ringing dialog has the keyboard: its Accept button is focused.
+    assert bob.evaluate("document.activeElement && document.activeElement.id") == "accept"
+    bob.page.keyboard.press("Escape")
+    assert "rejected" in alice.wait_note("rejected")
+    bob.wait_note("You rejected the call from alice")
+    assert not bob.ringing()
+
+
 def test_busy_and_no_answer(open_phone: OpenPhone) -> None:
     alice, bob, carol = open_phone("alice"), open_phone("bob"), open_phone("carol")
     ring(alice, bob, "bob")
