@@ -25,6 +25,7 @@ const HIGH_WATER = 4 * 1024 * 1024;
 const LOW_WATER = 1024 * 1024;
 const FOLD_BYTES = 16 * 1024 * 1024;
 const LABEL_PREFIX = "file:";
+const ID = /^[0-9a-f]{1,64}$/; // ids go into CSS selectors and channel labels: hex only
 const ENDED = new Set(["done", "declined", "cancelled", "failed"]);
 
 export class FileTransfers extends EventTarget {
@@ -99,7 +100,7 @@ export class FileTransfers extends EventTarget {
     const t = typeof msg.id === "string" ? this.transfers.get(msg.id) : undefined;
     switch (msg.type) {
       case "file-offer":
-        if (!t && typeof msg.id === "string" && validSize(msg.size)) {
+        if (!t && typeof msg.id === "string" && ID.test(msg.id) && validSize(msg.size)) {
           this._add({
             id: msg.id,
             direction: "in",
