@@ -17,22 +17,14 @@
  * Text from the network is only ever put in the page with textContent.
  */
 import { check } from "./browsersupport.js";
-import { formatDuration, watchQuality } from "./callquality.js";
-import { FileTransfers, formatSize } from "./filetransfer.js";
+import { CallInfo } from "./callquality.js";
+import { FileTransfers } from "./filetransfer.js";
 import { OutgoingMedia } from "./outgoing.js";
 import { RoomClient } from "./roomclient.js";
+import { wireSendControls } from "./sendcontrols.js";
+import { showTransfers } from "./transferlist.js";
 import { parseRoom } from "./rtclib.js";
-import {
-  $,
-  Chat,
-  getLocalMedia,
-  isPressed,
-  notice,
-  playRemote,
-  setPressed,
-  show,
-  unmuteOnClick,
-} from "./ui.js";
+import { $, Chat, getLocalMedia, notice, playRemote, show, unmuteOnClick } from "./ui.js";
 
 const el = {
   statusText: $("status-text"),
@@ -186,71 +178,11 @@ async function startLocalMedia() {
     return null;
   }
   outgoing.setCamera(stream);
-  el.muteMic.disabled = !stream || stream.getAudioTracks().length === 0;
-  el.cameraOff.disabled = !stream || stream.getVideoTracks().length === 0;
-  el.shareScreen.disabled = !navigator.mediaDevices?.getDisplayMedia;
-  el.sendVideo.disabled = !HTMLMediaElement.prototype.captureStream;
-  listDevices();
+  sendControls.enable(stream);
   return stream;
 }
 
-el.muteMic.addEventListener("click", () => {
-  const pressed = !isPressed(el.muteMic);
-  setPressed(el.muteMic, pressed);
-  outgoing.setMicrophoneOn(!pressed);
-});
-
-el.cameraOff.addEventListener("click", () => {
-  const pressed = !isPressed(el.cameraOff);
-  setPressed(el.cameraOff, pressed);
-  outgoing.setCameraOn(!pressed);
-});
-
-el.shareScreen.addEventListener("click", () => {
-  if (outgoing.source === "screen") {
-    outgoing.stopSharing();
-    return;
-  }
-  outgoing.shareScreen().catch((err) => {
-    if (err && err.name !== "NotAllowedError") {
-      showMediaNotice(`Could not share the screen (${err.name || err}).`);
-    }
-  });
-});
-
-el.sendVideo.addEventListener("click", () => {
-  if (outgoing.source === "file") {
-    outgoing.stopSharing();
-  } else {
-    el.videoFile.click();
-  }
-});
-
-el.videoFile.addEventListener("change", () => {
-  const file = el.videoFile.files[0];
-  el.videoFile.value = "";
-  if (file) {
-    outgoing.shareFile(file, el.fileVideo).catch((err) => {
-      showMediaNotice(`Could not play that video (${err?.name || err}).`);
-    });
-  }
-});
-
-/** Show what we send, and tell the peer what it gets. */
-outgoing.addEventListener("change", () => {
-  const preview = outgoing.preview;
-  if (el.localVideo.srcObject !== preview) {
-    el.localVideo.srcObject = preview;
-  }
-  const source = outgoing.source;
-  show(el.localVideo, source !== "file");
-  show(el.fileVideo, source === "file");
-  el.localVideo.classList.toggle("mirrored", source === "camera");
-  el.localCaption.textContent = { camera: "You", screen: "Your screen", file: "Your video" }[source];
-  setPressed(el.shareScreen, source === "screen");
-  setPressed(el.sendVideo, source === "file");
-  sendMediaState();
-});
+const sendControls = wireSendControls({ outgoing, el, say: showMediaNotice, onChange: sendMediaState });
 
 function sendMediaState() {
   if (client) {
@@ -263,59 +195,10 @@ function sendMediaState() {
   }
 }
 
-// --------------------------------------------------------------- devices
-
-async function listDevices() {
-  if (!navigator.mediaDevices?.enumerateDevices) {
-    return;
-  }
-  const devices = await navigator.mediaDevices.enumerateDevices();
-  fillDevices(el.cameraSelect, devices, "videoinput", "video");
-  fillDevices(el.micSelect, devices, "audioinput", "audio");
-}
-
-function fillDevices(select, devices, kind, trackKind) {
-  const track = outgoing.camera?.getTracks().find((t) => t.kind === trackKind);
-  const current = track ? track.getSettings().deviceId : "";
-  select.textContent = "";
-  devices
-    .filter((d) => d.kind === kind && d.deviceId)
-    .forEach((d, i) => {
-      const option = document.createElement("option");
-      option.value = d.deviceId;
-      option.textContent = d.label || `${kind === "videoinput" ? "Camera" : "Microphone"} ${i + 1}`;
-      option.selected = d.deviceId === current;
-      select.appendChild(option);
-    });
-  select.disabled = select.options.length < 2;
-}
-
-for (const [select, kind] of [
-  [el.cameraSelect, "video"],
-  [el.micSelect, "audio"],
-]) {
-  select.addEventListener("change", () => {
-    outgoing.useDevice(kind, select.value).catch((err) => {
-      showMediaNotice(`Could not switch to that device (${err?.name || err}).`);
-      listDevices();
-    });
-  });
-}
-
-if (navigator.mediaDevices?.addEventListener) {
-  navigator.mediaDevices.addEventListener("devicechange", () => {
-    if (outgoing.camera) {
-      listDevices();
-    }
-  });
-}
-
 function stopLocalMedia() {
   pageDone = true;
   outgoing.stop();
-  for (const button of [el.muteMic, el.cameraOff, el.shareScreen, el.sendVideo]) {
-    button.disabled = true;
-  }
+  sendControls.disable();
 }
 
 // ----------------------------------------------------------- remote media
@@ -372,138 +255,16 @@ function showPeerState(state) {
 
 // --------------------------------------------------------- call info
 
-let timer = null;
-let stopQuality = null;
-const QUALITY_TEXT = { good: "Good connection", fair: "Fair connection", poor: "Poor connection" };
-
-function startCallInfo(pc) {
-  stopCallInfo();
-  const started = Date.now();
-  const tick = () => {
-    el.callTimer.textContent = formatDuration(Date.now() - started);
-  };
-  tick();
-  timer = setInterval(tick, 1000);
-  show(el.callTimer, true);
-  stopQuality = watchQuality(pc, (q) => {
-    el.quality.dataset.level = q.level;
-    el.quality.textContent = QUALITY_TEXT[q.level];
-    const rtt = q.rtt === null ? "unknown" : `${Math.round(q.rtt * 1000)} ms`;
-    el.quality.title = `Round trip ${rtt}, ${(q.loss * 100).toFixed(1)}% packets lost`;
-    show(el.quality, true);
-  });
-}
-
-function stopCallInfo() {
-  clearInterval(timer);
-  timer = null;
-  if (stopQuality) {
-    stopQuality();
-    stopQuality = null;
-  }
-  show(el.callTimer, false);
-  show(el.quality, false);
-}
+const callInfo = new CallInfo({ timer: el.callTimer, quality: el.quality });
 
 // ----------------------------------------------------------------- files
 
-el.fileInput.addEventListener("change", () => {
-  const picked = Array.from(el.fileInput.files);
-  el.fileInput.value = "";
-  files.offer(picked);
+showTransfers({
+  files,
+  input: el.fileInput,
+  dropZone: document.querySelector("main.call"),
+  list: el.transfers,
 });
-
-const dropZone = document.querySelector("main.call");
-dropZone.addEventListener("dragover", (event) => {
-  if (!el.fileInput.disabled && event.dataTransfer.types.includes("Files")) {
-    event.preventDefault();
-    event.dataTransfer.dropEffect = "copy";
-    dropZone.classList.add("dropping");
-  }
-});
-dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dropping"));
-dropZone.addEventListener("drop", (event) => {
-  dropZone.classList.remove("dropping");
-  if (!el.fileInput.disabled && event.dataTransfer.files.length) {
-    event.preventDefault();
-    files.offer(Array.from(event.dataTransfer.files));
-  }
-});
-
-const STATE_TEXT = {
-  offered: { out: "Waiting for your peer to accept", in: "Your peer offers this file" },
-  accepted: { out: "Accepted", in: "Accepted, waiting for the data" },
-  sending: { out: "Sending", in: "Receiving" },
-  done: { out: "Sent", in: "Received" },
-  declined: { out: "Your peer declined it", in: "Declined" },
-  cancelled: { out: "Cancelled", in: "Cancelled" },
-  failed: { out: "Failed", in: "Failed" },
-};
-
-/** One row per transfer, made once and updated in place (textContent only). */
-files.addEventListener("update", (event) => {
-  const t = event.detail;
-  let row = el.transfers.querySelector(`li[data-id="${t.id}"]`);
-  if (!row) {
-    row = transferRow(t);
-    el.transfers.appendChild(row);
-  }
-  row.dataset.state = t.state;
-  const percent = t.size > 0 ? Math.floor((100 * t.bytes) / t.size) : t.state === "done" ? 100 : 0;
-  const bar = row.querySelector("progress");
-  bar.value = t.size > 0 ? t.bytes : t.state === "done" ? 1 : 0;
-  bar.max = Math.max(t.size, 1);
-  bar.textContent = `${percent}%`;
-  const reason = t.reason ? ` (${t.reason})` : "";
-  row.querySelector(".state").textContent =
-    `${STATE_TEXT[t.state][t.direction]}${reason}${t.state === "sending" ? `: ${percent}%` : ""}`;
-  const live = t.state === "offered" || t.state === "accepted" || t.state === "sending";
-  show(row.querySelector(".accept"), t.direction === "in" && t.state === "offered");
-  show(row.querySelector(".decline"), t.direction === "in" && t.state === "offered");
-  show(row.querySelector(".cancel"), live && !(t.direction === "in" && t.state === "offered"));
-  const link = row.querySelector("a.download");
-  if (t.state === "done" && t.blob && !link.href) {
-    link.href = URL.createObjectURL(t.blob);
-    show(link, true);
-  }
-});
-
-function transferRow(t) {
-  const row = document.createElement("li");
-  row.dataset.id = t.id;
-  row.dataset.direction = t.direction;
-  const name = document.createElement("strong");
-  name.className = "name";
-  name.textContent = t.name;
-  const meta = document.createElement("span");
-  meta.className = "muted meta";
-  meta.textContent = `${formatSize(t.size)}${t.mime ? `, ${t.mime}` : ""}`;
-  const bar = document.createElement("progress");
-  bar.setAttribute("aria-label", `${t.direction === "in" ? "Receiving" : "Sending"} ${t.name}`);
-  const state = document.createElement("span");
-  state.className = "state";
-  const link = document.createElement("a");
-  link.className = "download";
-  link.download = t.name;
-  link.textContent = "Save";
-  link.hidden = true;
-  row.append(name, meta, bar, state, link);
-  for (const [cls, label, act] of [
-    ["accept", "Accept", (id) => files.accept(id)],
-    ["decline", "Decline", (id) => files.decline(id)],
-    ["cancel", "Cancel", (id) => files.cancel(id)],
-  ]) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = cls;
-    button.textContent = label;
-    button.setAttribute("aria-label", `${label} ${t.name}`);
-    button.hidden = true;
-    button.addEventListener("click", () => act(t.id));
-    row.appendChild(button);
-  }
-  return row;
-}
 
 // --------------------------------------------------------------- status
 
@@ -541,7 +302,7 @@ function showEnded(message, canRejoin) {
   el.hangUp.disabled = true;
   el.fileInput.disabled = true;
   stopLocalMedia();
-  stopCallInfo();
+  callInfo.stop();
   files.setCall(null);
   clearRemote("Call ended");
   show(el.signIn, false);
@@ -670,7 +431,7 @@ function connect(room) {
     clearRemote("Peer left");
     chat.enable(false);
     el.fileInput.disabled = true;
-    stopCallInfo();
+    callInfo.stop();
     files.setCall(null);
   });
   on("remotestream", (event) => showRemote(event.detail));
@@ -679,10 +440,10 @@ function connect(room) {
     if (CALL_STATUS[state]) {
       setStatus(CALL_STATUS[state]);
     }
-    if (state === "connected" && timer === null && self.pc) {
-      startCallInfo(self.pc);
+    if (state === "connected" && !callInfo.running && self.pc) {
+      callInfo.start(self.pc);
     } else if (state === "closed" || state === "failed") {
-      stopCallInfo();
+      callInfo.stop();
     }
   });
   on("controlopen", () => {

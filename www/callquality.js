@@ -1,8 +1,10 @@
 /*
- * callquality.js: how good the connection is, from getStats(), sampled every
- * few seconds: the round-trip time of the candidate pair in use and the share
- * of the peer's packets lost since the previous sample.
+ * callquality.js: how long the call has lasted, and how good its connection
+ * is, from getStats() sampled every few seconds: the round-trip time of the
+ * candidate pair in use and the share of the peer's packets lost since the
+ * previous sample.
  */
+import { show } from "./ui.js";
 
 const SAMPLE_MS = 2000;
 
@@ -72,4 +74,51 @@ export function formatDuration(ms) {
   const m = Math.floor((total % 3600) / 60);
   const s = String(total % 60).padStart(2, "0");
   return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
+
+const QUALITY_TEXT = { good: "Good connection", fair: "Fair connection", poor: "Poor connection" };
+
+/** The call timer and quality indicator of one page (two elements, hidden between calls). */
+export class CallInfo {
+  constructor({ timer, quality }) {
+    this.timerEl = timer;
+    this.qualityEl = quality;
+    this._interval = null;
+    this._stopQuality = null;
+  }
+
+  get running() {
+    return this._interval !== null;
+  }
+
+  /** Start counting from now, and watching `pc`. */
+  start(pc) {
+    this.stop();
+    const started = Date.now();
+    const tick = () => {
+      this.timerEl.textContent = formatDuration(Date.now() - started);
+    };
+    tick();
+    this._interval = setInterval(tick, 1000);
+    show(this.timerEl, true);
+    this._stopQuality = watchQuality(pc, (q) => {
+      const el = this.qualityEl;
+      el.dataset.level = q.level;
+      el.textContent = QUALITY_TEXT[q.level];
+      const rtt = q.rtt === null ? "unknown" : `${Math.round(q.rtt * 1000)} ms`;
+      el.title = `Round trip ${rtt}, ${(q.loss * 100).toFixed(1)}% packets lost`;
+      show(el, true);
+    });
+  }
+
+  stop() {
+    clearInterval(this._interval);
+    this._interval = null;
+    if (this._stopQuality) {
+      this._stopQuality();
+      this._stopQuality = null;
+    }
+    show(this.timerEl, false);
+    show(this.qualityEl, false);
+  }
 }
