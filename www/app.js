@@ -24,7 +24,7 @@ import { RoomClient } from "./roomclient.js";
 import { wireSendControls } from "./sendcontrols.js";
 import { showTransfers } from "./transferlist.js";
 import { parseRoom } from "./rtclib.js";
-import { $, Chat, getLocalMedia, notice, playRemote, show, unmuteOnClick } from "./ui.js";
+import { $, Chat, getLocalMedia, notice, playRemote, show, unmuteOnClick, wireViewer } from "./ui.js";
 
 const el = {
   statusText: $("status-text"),
@@ -206,8 +206,7 @@ function stopLocalMedia() {
 function showRemote(stream) {
   el.remoteCaption.textContent = "Peer";
   playRemote(el.remoteVideo, stream, el.unmuteRemote);
-  el.fullscreen.disabled = !document.fullscreenEnabled;
-  el.pip.disabled = !document.pictureInPictureEnabled;
+  viewer.enable(true);
 }
 
 unmuteOnClick(el.unmuteRemote, [el.remoteVideo]);
@@ -217,29 +216,15 @@ function clearRemote(caption) {
   el.remoteCaption.textContent = caption;
   show(el.unmuteRemote, false);
   showPeerState(null);
-  el.fullscreen.disabled = true;
-  el.pip.disabled = true;
-  if (document.pictureInPictureElement) {
-    document.exitPictureInPicture().catch(() => {});
-  }
+  viewer.enable(false);
 }
 
-el.fullscreen.addEventListener("click", () => {
-  if (document.fullscreenElement) {
-    document.exitFullscreen().catch(() => {});
-  } else {
-    el.remoteFigure.requestFullscreen().catch(() => {});
-  }
-});
-
-el.pip.addEventListener("click", () => {
-  if (document.pictureInPictureElement) {
-    document.exitPictureInPicture().catch(() => {});
-  } else {
-    el.remoteVideo.requestPictureInPicture().catch((err) => {
-      showServerNote(`Picture in picture is not available (${err?.name || err}).`);
-    });
-  }
+const viewer = wireViewer({
+  figure: el.remoteFigure,
+  video: el.remoteVideo,
+  fullscreen: el.fullscreen,
+  pip: el.pip,
+  say: showServerNote,
 });
 
 const SOURCE_TEXT = { screen: "Peer is sharing their screen", file: "Peer is sending a video" };

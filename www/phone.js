@@ -20,8 +20,10 @@
  * textContent.
  */
 import { check } from "./browsersupport.js";
+import { OutgoingMedia } from "./outgoing.js";
 import { PhoneClient } from "./phonelib.js";
 import { configUrl, loadServerConfig, tokenName } from "./rtclib.js";
+import { wireSendControls } from "./sendcontrols.js";
 import {
   $,
   Chat,
@@ -30,8 +32,8 @@ import {
   playRemote,
   setPressed,
   show,
-  toggleTracks,
   unmuteOnClick,
+  wireViewer,
 } from "./ui.js";
 
 const el = {
@@ -67,8 +69,19 @@ const el = {
   localVideo: $("localVideo"),
   remoteAudio: $("remoteAudio"),
   callTitle: $("call-title"),
+  remoteFigure: $("remote-figure"),
+  localCaption: $("local-caption"),
+  fileVideo: $("fileVideo"),
   muteMic: $("mute-mic"),
   cameraOff: $("camera-off"),
+  shareScreen: $("share-screen"),
+  sendVideo: $("send-video"),
+  videoFile: $("video-file"),
+  fullscreen: $("fullscreen"),
+  pip: $("pip"),
+  cameraSelect: $("camera-select"),
+  micSelect: $("mic-select"),
+  devices: $("devices"),
   unmuteRemote: $("unmute-remote"),
   hangUp: $("hang-up"),
   chatLog: $("chat-log"),
@@ -381,10 +394,15 @@ client.addEventListener("accepted", (event) => {
   el.callTitle.textContent = (d.media === "data" ? "Texting " : "In a call with ") + d.peer;
   // Video calls show video; a voice call plays through <audio>; a text call has only the chat.
   show(el.videos, d.media === "video");
-  show(el.cameraOff, d.media === "video");
+  for (const control of [el.cameraOff, el.shareScreen, el.sendVideo, el.fullscreen, el.pip]) {
+    show(control, d.media === "video");
+  }
   show(el.muteMic, d.media !== "data");
+  show(el.devices, d.media !== "data");
   setPressed(el.muteMic, false);
   setPressed(el.cameraOff, false);
+  sent.setMicrophoneOn(true);
+  sent.setCameraOn(true);
   chat.clear();
   chat.enable(false);
   show(el.inCall, true);
@@ -392,14 +410,29 @@ client.addEventListener("accepted", (event) => {
 });
 
 client.addEventListener("localstream", (event) => {
-  if (client.call && client.call.media === "video") {
-    el.localVideo.srcObject = event.detail;
+  sent.setCamera(event.detail);
+  sendControls.enable(event.detail);
+  if (client.call?.media !== "video") {
+    el.shareScreen.disabled = el.sendVideo.disabled = true;
   }
+});
+
+client.addEventListener("call", (event) => {
+  sent.setCall(event.detail.pc);
 });
 
 client.addEventListener("remotestream", (event) => {
   const media = client.call ? client.call.media : "video";
   playRemote(media === "video" ? el.remoteVideo : el.remoteAudio, event.detail, el.unmuteRemote);
+  viewer.enable(media === "video");
+});
+
+const viewer = wireViewer({
+  figure: el.remoteFigure,
+  video: el.remoteVideo,
+  fullscreen: el.fullscreen,
+  pip: el.pip,
+  say: showNote,
 });
 
 unmuteOnClick(el.unmuteRemote, [el.remoteVideo, el.remoteAudio]);
@@ -454,7 +487,12 @@ client.addEventListener("ended", (event) => {
   show(el.unmuteRemote, false);
   el.remoteVideo.srcObject = null;
   el.remoteAudio.srcObject = null;
-  el.localVideo.srcObject = null;
+  // PhoneClient stops the camera and microphone; a shared screen or video file stops here.
+  sent.stop();
+  sent.setCall(null);
+  sent.setCamera(null);
+  sendControls.disable();
+  viewer.enable(false);
   chat.enable(false);
   showNote(endedText(d)); // after Reject, the click handler then says it in its own words
   if (client.connected) {
@@ -481,23 +519,11 @@ client.addEventListener("disconnected", () => {
 
 // ----------------------------------------------------------- in-call controls
 
-function toggleKind(button, kind) {
-  const stream = client.localStream;
-  if (stream) {
-    toggleTracks(
-      button,
-      stream.getTracks().filter((track) => track.kind === kind),
-    );
-  }
-}
-
-el.muteMic.addEventListener("click", () => {
-  toggleKind(el.muteMic, "audio");
-});
-
-el.cameraOff.addEventListener("click", () => {
-  toggleKind(el.cameraOff, "video");
-});
+// What this side sends (the call's camera and microphone, a screen or a video
+// file), switched without renegotiation: outgoing.js, sendcontrols.js.
+const sent = new OutgoingMedia();
+window.phoneMedia = sent;
+const sendControls = wireSendControls({ outgoing: sent, el, say: showMediaNotice, onChange: () => {} });
 
 // ------------------------------------------------------------------- chat
 

@@ -80,6 +80,7 @@ class LoginError extends Error {
  *                  "local" (we ended it), "error" (with code and message) or
  *                  "disconnected"
  *   "localstream", "remotestream"  detail: MediaStream
+ *   "call"         detail: the call's PeerCall, before its offer or answer
  *   "callstate"    detail: pc.connectionState
  *   "textopen", "textclosed"       the data channel opened / closed
  *   "text"         detail: {text} from the peer over the data channel
@@ -449,6 +450,7 @@ class PhoneClient extends EventTarget {
       dataChannel: DATA_CHANNEL_LABEL,
     });
     this.peerCall = peerCall;
+    emit(this, "call", peerCall);
     peerCall.addEventListener("remotestream", (event) => {
       if (this.peerCall === peerCall) {
         emit(this, "remotestream", event.detail);

@@ -1,8 +1,8 @@
 /*
  * ui.js: the page parts the room page (app.js) and the phone (phone.js) share:
- * DOM lookups, the status line and notices, the chat log, mute/camera toggle
- * buttons, local media with its fallbacks, and playing remote media when the
- * browser's autoplay policy says no.
+ * DOM lookups, notices, the chat log, toggle buttons, local media with its
+ * fallbacks, playing remote media when the browser's autoplay policy says no,
+ * and fullscreen and picture-in-picture for the peer's video.
  *
  * Text from the network is only ever put in the page with textContent.
  */
@@ -171,4 +171,37 @@ export function unmuteOnClick(button, sinks) {
     }
     show(button, false);
   });
+}
+
+/**
+ * The Fullscreen (of `figure`, so captions and indicators come along) and
+ * Picture-in-picture (of `video`) buttons. Returns {enable(on)}: on while
+ * there is a peer's video to show.
+ */
+export function wireViewer({ figure, video, fullscreen, pip, say }) {
+  fullscreen.addEventListener("click", () => {
+    if (document.fullscreenElement) {
+      document.exitFullscreen().catch(() => {});
+    } else {
+      figure.requestFullscreen().catch(() => {});
+    }
+  });
+  pip.addEventListener("click", () => {
+    if (document.pictureInPictureElement) {
+      document.exitPictureInPicture().catch(() => {});
+    } else {
+      video.requestPictureInPicture().catch((err) => {
+        say(`Picture in picture is not available (${err?.name || err}).`);
+      });
+    }
+  });
+  return {
+    enable(on) {
+      fullscreen.disabled = !(on && document.fullscreenEnabled);
+      pip.disabled = !(on && document.pictureInPictureEnabled);
+      if (!on && document.pictureInPictureElement === video) {
+        document.exitPictureInPicture().catch(() => {});
+      }
+    },
+  };
 }

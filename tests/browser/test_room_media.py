@@ -16,21 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.callpage import MEDIA_MS, POLL_MS, UI_MS, CallPage
+from tests.browser.callpage import CAMERA, MEDIA_MS, POLL_MS, SCREEN, UI_MS, CallPage, wait_shape
 from tests.browser.conftest import OpenPage
 from tests.browser.test_room_call import start_call
 
 pytestmark = pytest.mark.browser
 
-CAMERA, SCREEN, CLIP = 4 / 3, 16 / 9, 2.0
+CLIP = 2.0  # the shape of the test's video file
 CLIP_SECONDS = 4
-
-# The shape of the remote video, once it has been that shape on two successive
-# frames (a frame in between sources may be either).
-REMOTE_SHAPE = """() => {
-  const v = document.getElementById('remoteVideo');
-  return v.videoHeight > 0 ? v.videoWidth / v.videoHeight : 0;
-}"""
 
 # What page A sends now: the tracks on its senders, and whether it renegotiated.
 SENDING = """() => {
@@ -103,22 +96,6 @@ def call(open_page: OpenPage, site_url: str) -> Iterator[tuple[CallPage, CallPag
     a, b, _ = start_call(open_page, site_url)
     b.wait_media_flowing()
     yield a, b
-
-
-def wait_shape(page: CallPage, ratio: float, timeout: int = MEDIA_MS) -> None:
-    """The remote video has had this aspect ratio (within 5%) on two successive polls."""
-    page.page.wait_for_function(
-        f"""ratio => {{
-          const now = ({REMOTE_SHAPE})();
-          const ok = Math.abs(now - ratio) / ratio < 0.05;
-          const twice = ok && window.__shapeOk === ratio;
-          window.__shapeOk = ok ? ratio : null;
-          return twice;
-        }}""",
-        arg=ratio,
-        timeout=timeout,
-        polling=POLL_MS,
-    )
 
 
 def test_screen_share_replaces_the_camera_then_it_comes_back(
