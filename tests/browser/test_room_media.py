@@ -260,3 +260,39 @@ def test_normal_call_is_clean_under_the_pages_content_security_policy(
         console = page.console[checked_from.get(id(page), 0) :]
         errors = [line for line in console if line.startswith("error:")]
         assert errors == [], errors
+
+
+# Fully inside the viewport, with the page scrolled to the top.
+ON_SCREEN = """ids => ids.filter((id) => {
+  const r = document.getElementById(id).getBoundingClientRect();
+  return !(r.width > 0 && r.top >= 0 && r.left >= 0
+           && r.bottom <= window.innerHeight && r.right <= window.innerWidth);
+})"""
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(740, 360), (844, 390), (1280, 560), (1024, 480), (390, 844)]
+)
+def test_call_controls_stay_on_screen(
+    open_page: OpenPage, site_url: str, width: int, height: int
+) -> None:
+    """Phone landscape, short windows, and a phone upright (where the page scrolls, but
+    the buttons still fit in the first screenful)."""
+    a = open_page(site_url + "/")
+    a.share_link()
+    a.page.set_viewport_size({"width": width, "height": height})
+    a.page.wait_for_selector("#mute-mic:enabled", timeout=UI_MS)
+    a.evaluate("window.scrollTo(0, 0)")
+    controls = ["mute-mic", "camera-off", "share-screen", "send-video", "hang-up"]
+    assert a.evaluate(ON_SCREEN, controls) == []
+
+
+def test_dark_mode_follows_the_system(open_page: OpenPage, site_url: str) -> None:
+    a = open_page(site_url + "/")
+    a.share_link()
+    background = "() => getComputedStyle(document.body).backgroundColor"
+    light = a.evaluate(background)
+    a.page.emulate_media(color_scheme="dark")
+    a.page.wait_for_function(f"b => ({background})() !== b", arg=light, timeout=UI_MS)
+    r, g, b = (int(x) for x in a.evaluate(background).strip("rgb()").split(",")[:3])
+    assert r + g + b < 3 * 64, a.evaluate(background)  # a dark background
