@@ -113,7 +113,13 @@ export class FileTransfers extends EventTarget {
         return true;
       case "file-accept":
         if (t && t.direction === "out" && t.state === "offered") {
-          this._send(t);
+          this._send(t).catch((err) => {
+            // The file became unreadable, or the connection closed under us.
+            if (!ENDED.has(t.state)) {
+              this.sendControl({ type: "file-cancel", id: t.id });
+              this._finish(t, "failed", err?.message || String(err));
+            }
+          });
         }
         return true;
       case "file-decline":

@@ -15,6 +15,7 @@
  *                      call's RTCPeerConnection or null), .dc (its
  *                      RTCDataChannel or null), .localStream
  *   window.phoneRing   the ring tone: .playing is true while it rings
+ *   window.phoneMedia  the OutgoingMedia (outgoing.js): what a call sends now
  *
  * Text from the network (names, chat) is only ever put in the page with
  * textContent.
