@@ -179,13 +179,24 @@ export function unmuteOnClick(button, sinks) {
  * there is a peer's video to show.
  */
 export function wireViewer({ figure, video, fullscreen, pip, say }) {
-  fullscreen.addEventListener("click", () => {
+  // In fullscreen the figure covers the page's buttons: it has its own way out
+  // (besides Esc), and a double click on the video toggles too.
+  const exit = figure.querySelector("#exit-fullscreen");
+  const toggle = () => {
     if (document.fullscreenElement) {
       document.exitFullscreen().catch(() => {});
-    } else {
+    } else if (!fullscreen.disabled) {
       figure.requestFullscreen().catch(() => {});
     }
-  });
+  };
+  fullscreen.addEventListener("click", toggle);
+  video.addEventListener("dblclick", toggle);
+  if (exit) {
+    exit.addEventListener("click", toggle);
+    document.addEventListener("fullscreenchange", () => {
+      show(exit, document.fullscreenElement === figure);
+    });
+  }
   pip.addEventListener("click", () => {
     if (document.pictureInPictureElement) {
       document.exitPictureInPicture().catch(() => {});

@@ -193,3 +193,45 @@ def test_cancel_mid_transfer_from_either_side_leaves_both_pages_usable(
         assert got == digest
     a.send_chat("still here")
     b.wait_chat_from_peer("still here")
+
+
+def test_several_files_picked_or_dropped_each_get_an_offer(
+    call: tuple[CallPage, CallPage], tmp_path: Path
+) -> None:
+    a, b = call
+    paths = [tmp_path / "one.txt", tmp_path / "two.txt"]
+    digests = [make_file(path, 1000 * (n + 1), seed=10 + n) for n, path in enumerate(paths)]
+    a.page.set_input_files("#file-input", [str(p) for p in paths])
+    # Two files dropped on the call area, as a person would drag them from a file manager.
+    dropped = a.page.evaluate_handle(
+        """() => { const dt = new DataTransfer();
+                   dt.items.add(new File(['dropped one'], 'drop1.txt', { type: 'text/plain' }));
+                   dt.items.add(new File(['dropped two'], 'drop2.txt', { type: 'text/plain' }));
+                   return dt; }"""
+    )
+    a.page.dispatch_event("main.call", "dragover", {"dataTransfer": dropped})
+    a.page.dispatch_event("main.call", "drop", {"dataTransfer": dropped})
+    b.page.wait_for_function(
+        "() => window.files.transfers.size === 4", timeout=UI_MS, polling=POLL_MS
+    )
+    offers = b.evaluate(
+        "() => [...window.files.transfers.values()].map((t) => [t.id, t.name, t.size, t.state])"
+    )
+    assert [o[1:] for o in offers] == [
+        ["one.txt", 1000, "offered"],
+        ["two.txt", 2000, "offered"],
+        ["drop1.txt", 11, "offered"],
+        ["drop2.txt", 11, "offered"],
+    ]
+    for tid, *_ in offers:
+        b.page.click(f"{row(tid)} button.accept")
+    for tid, *_ in offers:
+        wait_state(b, tid, "done", TRANSFER_MS)
+        wait_state(a, tid, "done")
+    got = [
+        b.evaluate(f"async id => ({SHA256_HEX})(window.files.transfers.get(id).blob)", tid)
+        for tid, *_ in offers[:2]
+    ]
+    assert got == digests
+    text = "async id => await window.files.transfers.get(id).blob.text()"
+    assert b.evaluate(text, offers[3][0]) == "dropped two"

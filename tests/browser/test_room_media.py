@@ -221,6 +221,23 @@ def test_remote_mute_and_camera_off_show_on_the_peer(call: tuple[CallPage, CallP
     assert b.page.is_visible("#peer-camera-off")
 
 
+def test_fullscreen_and_picture_in_picture_of_the_peer(call: tuple[CallPage, CallPage]) -> None:
+    a, _ = call
+    a.page.click("#fullscreen")  # the figure, so the captions and indicators come along
+    a.page.wait_for_function(
+        "() => document.fullscreenElement?.id === 'remote-figure'", timeout=UI_MS
+    )
+    a.page.click("#exit-fullscreen")  # the page's own buttons are under the fullscreen video
+    a.page.wait_for_function("() => document.fullscreenElement === null", timeout=UI_MS)
+    assert a.page.is_hidden("#exit-fullscreen")
+    a.page.click("#pip")
+    a.page.wait_for_function(
+        "() => document.pictureInPictureElement?.id === 'remoteVideo'", timeout=UI_MS
+    )
+    a.page.click("#pip")
+    a.page.wait_for_function("() => document.pictureInPictureElement === null", timeout=UI_MS)
+
+
 def test_normal_call_is_clean_under_the_pages_content_security_policy(
     open_page: OpenPage, site_url: str
 ) -> None:
@@ -234,6 +251,13 @@ def test_normal_call_is_clean_under_the_pages_content_security_policy(
     a.page.wait_for_function("() => window.__csp.length > 0", timeout=UI_MS, polling=POLL_MS)
     assert a.evaluate("window.__inlineRan === undefined") is True
     a.evaluate("window.__csp = []")
+    # The favicon is the page's own (no 404 for /favicon.ico in the console).
+    icon = a.evaluate(
+        """async () => { const link = document.querySelector('link[rel=icon]');
+                         const r = await fetch(link.href);
+                         return [r.status, r.headers.get('content-type')]; }"""
+    )
+    assert icon == [200, "image/svg+xml"]
     checked_from = {id(a): len(a.console)}  # the console from here on must stay clean
 
     b = open_page(a.share_link(), RECORD_CSP)
