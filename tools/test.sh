@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a passing suite: system packages (Chromium,
 # coturn, redis-server, nginx), .venv with the test extras, the Node baseline's
-# packages, then lint, type-check and the whole pytest suite, browser tests included.
+# packages, then lint (the page's JavaScript too, with Biome: tools/jslint),
+# type-check and the whole pytest suite, browser tests included.
 # Arguments are passed to pytest (for example: -k relay -x).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,6 +12,9 @@ tools/setup-venv.sh test dev cluster
 if command -v npm >/dev/null 2>&1 && [ -f tools/baseline/package.json ]; then
   (cd tools/baseline && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
+# The page's JavaScript (www/): Biome lints it and checks its formatting (tools/jslint).
+(cd tools/jslint && npm ci --silent --no-audit --no-fund >/dev/null)
+tools/jslint/node_modules/.bin/biome ci --config-path tools/jslint www
 .venv/bin/ruff check rtcserver tests tools
 .venv/bin/mypy
 # Thousands of sockets in the load tests need more descriptors than the default 1024.

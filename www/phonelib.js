@@ -1,9 +1,11 @@
+import { PeerCall, SignalingChannel, configUrl, emit, openSignaling, signalingUrl } from "./rtclib.js";
+
 /*
  * phonelib.js: PhoneClient, calling people by name (docs/PROTOCOL.md,
  * "Calling people by name"), with no DOM:
  *
  *   - LOGIN (after AUTH or with a ?token= when the server asks, via
- *     RtcLib.openSignaling), and the directory: USERS, then USERJOINED,
+ *     openSignaling), and the directory: USERS, then USERJOINED,
  *     USERLEFT and PRESENCE;
  *   - one call at a time: CALL / ACCEPT / REJECT / CANCEL / HANGUP and the
  *     server's RINGING, INCOMINGCALL, CALLACCEPTED, REJECTED, CANCELLED,
@@ -19,519 +21,513 @@
  *
  * Adds RtcLib.PhoneClient (and RtcLib.LoginError). Needs rtclib.js first.
  */
-(function () {
-  "use strict";
 
-  var SignalingChannel = RtcLib.SignalingChannel;
-  var PeerCall = RtcLib.PeerCall;
+const REQUEST_MS = 10000;
+const MEDIA_KINDS = { video: ["audio", "video"], audio: ["audio"], data: [] };
+const DATA_CHANNEL_LABEL = "text";
 
-  var REQUEST_MS = 10000;
-  var MEDIA_KINDS = { video: ["audio", "video"], audio: ["audio"], data: [] };
-  var DATA_CHANNEL_LABEL = "text";
+function stopStream(stream) {
+  if (stream) {
+    stream.getTracks().forEach((track) => {
+      track.stop();
+    });
+  }
+}
 
-  function emit(target, type, detail) {
-    target.dispatchEvent(new CustomEvent(type, { detail: detail }));
+/**
+ * A refused LOGIN. `kind` sorts the server's reason: "taken", "invalid",
+ * "auth" (the name is not the one the credentials are for) or "other".
+ */
+class LoginError extends Error {
+  constructor(reason) {
+    super(reason);
+    this.name = "LoginError";
+    this.reason = reason;
+    if (/^name taken/.test(reason)) {
+      this.kind = "taken";
+    } else if (/^invalid name/.test(reason)) {
+      this.kind = "invalid";
+    } else if (/^auth failed/.test(reason)) {
+      this.kind = "auth";
+    } else {
+      this.kind = "other";
+    }
+  }
+}
+
+/**
+ * options: {signalingUrl, configUrl, token, forceRelay,
+ *           getLocalMedia(media) -> Promise of MediaStream or null (never rejects)}
+ *
+ * Properties (read them, do not set them; tests read window.phone):
+ *   name      our name once logged in, else null
+ *   users     Map name -> "available" | "in-call" (everyone else online)
+ *   call      the current call or null: {id (null until RINGING), peer,
+ *             media, direction "outgoing" | "incoming",
+ *             state "calling" | "ringing" | "accepted", room (after CALLACCEPTED)}
+ *   peerCall  the PeerCall of an accepted call; pc and dc are its
+ *             RTCPeerConnection and RTCDataChannel (or null)
+ *   localStream  the call's camera/microphone stream, or null
+ *
+ * Events:
+ *   "users"        detail: [{name, status}] sorted by name, after every change
+ *   "ringing"      the callee's phone rings (we called)
+ *   "incoming"     detail: {from, media, call}
+ *   "accepted"     detail: {peer, media, room}
+ *   "ended"        detail: {peer, media, reason}: reason is "rejected",
+ *                  "busy", "noanswer", "cancelled" (the caller gave up, or
+ *                  the ring timed out), "hangup" (the peer hung up or left),
+ *                  "local" (we ended it), "error" (with code and message) or
+ *                  "disconnected"
+ *   "localstream", "remotestream"  detail: MediaStream
+ *   "call"         detail: the call's PeerCall, before its offer or answer
+ *   "callstate"    detail: pc.connectionState
+ *   "textopen", "textclosed"       the data channel opened / closed
+ *   "text"         detail: {text} from the peer over the data channel
+ *   "servererror"  detail: {code, message}
+ *   "disconnected" detail: {code, reason}: the socket closed (not by logout())
+ */
+class PhoneClient extends EventTarget {
+  constructor(options) {
+    super();
+    options = options || {};
+    this.signalingUrl = options.signalingUrl || signalingUrl();
+    this.configUrl = options.configUrl || configUrl();
+    this.token = options.token || null;
+    this.forceRelay = !!options.forceRelay;
+    this.getLocalMedia = options.getLocalMedia || (() => Promise.resolve(null));
+    this.channel = null;
+    this.session = null;
+    this.name = null;
+    this.users = new Map();
+    this.call = null;
+    this.peerCall = null;
+    this.localStream = null;
+    this._inbox = Promise.resolve();
+    this._orphanCall = false; // a CALL we gave up before its RINGING: cancel it then
+    this._endedIds = new Set(); // our own ended calls: late errors about them are races
   }
 
-  function stopStream(stream) {
-    if (stream) {
-      stream.getTracks().forEach(function (track) { track.stop(); });
-    }
+  get pc() {
+    return this.peerCall ? this.peerCall.pc : null;
+  }
+
+  get dc() {
+    return this.peerCall ? this.peerCall.dc : null;
+  }
+
+  get connected() {
+    return !!this.channel && this.channel.isOpen && this.name !== null;
   }
 
   /**
-   * A refused LOGIN. `kind` sorts the server's reason: "taken", "invalid",
-   * "auth" (the name is not the one the credentials are for) or "other".
+   * Connect (a new socket every time, so this also reconnects) and claim
+   * `name`. `password` is used only when the server is in password mode.
+   * Resolves with the name; rejects with a LoginError, an RtcLib.AuthError,
+   * or an Error when the server cannot be reached.
    */
-  class LoginError extends Error {
-    constructor(reason) {
-      super(reason);
-      this.name = "LoginError";
-      this.reason = reason;
-      if (/^name taken/.test(reason)) {
-        this.kind = "taken";
-      } else if (/^invalid name/.test(reason)) {
-        this.kind = "invalid";
-      } else if (/^auth failed/.test(reason)) {
-        this.kind = "auth";
-      } else {
-        this.kind = "other";
+  async login(name, password) {
+    this._reset();
+    const channel = new SignalingChannel(this.signalingUrl);
+    this.channel = channel;
+    channel.addEventListener("message", (event) => {
+      if (this.channel !== channel) {
+        return;
       }
-    }
-  }
-
-  /**
-   * options: {signalingUrl, configUrl, token, forceRelay,
-   *           getLocalMedia(media) -> Promise of MediaStream or null (never rejects)}
-   *
-   * Properties (read them, do not set them; tests read window.phone):
-   *   name      our name once logged in, else null
-   *   users     Map name -> "available" | "in-call" (everyone else online)
-   *   call      the current call or null: {id (null until RINGING), peer,
-   *             media, direction "outgoing" | "incoming",
-   *             state "calling" | "ringing" | "accepted", room (after CALLACCEPTED)}
-   *   peerCall  the PeerCall of an accepted call; pc and dc are its
-   *             RTCPeerConnection and RTCDataChannel (or null)
-   *   localStream  the call's camera/microphone stream, or null
-   *
-   * Events:
-   *   "users"        detail: [{name, status}] sorted by name, after every change
-   *   "ringing"      the callee's phone rings (we called)
-   *   "incoming"     detail: {from, media, call}
-   *   "accepted"     detail: {peer, media, room}
-   *   "ended"        detail: {peer, media, reason}: reason is "rejected",
-   *                  "busy", "noanswer", "cancelled" (the caller gave up, or
-   *                  the ring timed out), "hangup" (the peer hung up or left),
-   *                  "local" (we ended it), "error" (with code and message) or
-   *                  "disconnected"
-   *   "localstream", "remotestream"  detail: MediaStream
-   *   "callstate"    detail: pc.connectionState
-   *   "textopen", "textclosed"       the data channel opened / closed
-   *   "text"         detail: {text} from the peer over the data channel
-   *   "servererror"  detail: {code, message}
-   *   "disconnected" detail: {code, reason}: the socket closed (not by logout())
-   */
-  class PhoneClient extends EventTarget {
-    constructor(options) {
-      super();
-      options = options || {};
-      this.signalingUrl = options.signalingUrl || RtcLib.signalingUrl();
-      this.configUrl = options.configUrl || RtcLib.configUrl();
-      this.token = options.token || null;
-      this.forceRelay = !!options.forceRelay;
-      this.getLocalMedia = options.getLocalMedia || function () { return Promise.resolve(null); };
-      this.channel = null;
-      this.session = null;
-      this.name = null;
-      this.users = new Map();
-      this.call = null;
-      this.peerCall = null;
-      this.localStream = null;
-      this._inbox = Promise.resolve();
-      this._orphanCall = false; // a CALL we gave up before its RINGING: cancel it then
-      this._endedIds = new Set(); // our own ended calls: late errors about them are races
-    }
-
-    get pc() {
-      return this.peerCall ? this.peerCall.pc : null;
-    }
-
-    get dc() {
-      return this.peerCall ? this.peerCall.dc : null;
-    }
-
-    get connected() {
-      return !!this.channel && this.channel.isOpen && this.name !== null;
-    }
-
-    /**
-     * Connect (a new socket every time, so this also reconnects) and claim
-     * `name`. `password` is used only when the server is in password mode.
-     * Resolves with the name; rejects with a LoginError, an RtcLib.AuthError,
-     * or an Error when the server cannot be reached.
-     */
-    async login(name, password) {
-      this._reset();
-      var self = this;
-      var channel = new SignalingChannel(this.signalingUrl);
-      this.channel = channel;
-      channel.addEventListener("message", function (event) {
-        if (self.channel !== channel) {
-          return;
-        }
-        // One message at a time, in order: an offer is fully applied before
-        // the candidates that follow it.
-        self._inbox = self._inbox
-          .then(function () { return self._dispatch(event.detail); })
-          .catch(function (err) { console.error("phonelib: failed to handle", event.detail, err); });
-      });
-      channel.addEventListener("close", function (event) {
-        if (self.channel !== channel) {
-          return;
-        }
-        self._inbox = self._inbox.then(function () { self._onChannelClosed(event.detail); });
-      });
-      try {
-        this.session = await RtcLib.openSignaling(channel, {
-          configUrl: this.configUrl,
-          token: this.token,
-          forceRelay: this.forceRelay,
-          credentials: function () { return Promise.resolve({ name: name, password: password }); },
+      // One message at a time, in order: an offer is fully applied before
+      // the candidates that follow it.
+      this._inbox = this._inbox
+        .then(() => this._dispatch(event.detail))
+        .catch((err) => {
+          console.error("phonelib: failed to handle", event.detail, err);
         });
-        var reply = await channel.request({ type: "LOGIN", name: name }, ["LOGIN"], REQUEST_MS);
-        if (reply.success !== true) {
-          throw new LoginError(String(reply.reason || "refused"));
-        }
-        this.name = typeof reply.name === "string" ? reply.name : name;
-        return this.name;
-      } catch (err) {
-        if (this.channel === channel) {
-          this.channel = null;
-        }
-        channel.close(1000, "login failed");
-        throw err;
+    });
+    channel.addEventListener("close", (event) => {
+      if (this.channel !== channel) {
+        return;
       }
+      this._inbox = this._inbox.then(() => {
+        this._onChannelClosed(event.detail);
+      });
+    });
+    try {
+      this.session = await openSignaling(channel, {
+        configUrl: this.configUrl,
+        token: this.token,
+        forceRelay: this.forceRelay,
+        credentials: () => Promise.resolve({ name: name, password: password }),
+      });
+      const reply = await channel.request({ type: "LOGIN", name: name }, ["LOGIN"], REQUEST_MS);
+      if (reply.success !== true) {
+        throw new LoginError(String(reply.reason || "refused"));
+      }
+      this.name = typeof reply.name === "string" ? reply.name : name;
+      return this.name;
+    } catch (err) {
+      if (this.channel === channel) {
+        this.channel = null;
+      }
+      channel.close(1000, "login failed");
+      throw err;
     }
+  }
 
-    /** Leave: end any call and close the socket (no "disconnected" event). */
-    logout() {
-      this.hangUp();
-      var channel = this.channel;
-      this.channel = null;
-      this.name = null;
-      if (channel) {
-        channel.close(1000, "logout");
-      }
+  /** Leave: end any call and close the socket (no "disconnected" event). */
+  logout() {
+    this.hangUp();
+    const channel = this.channel;
+    this.channel = null;
+    this.name = null;
+    if (channel) {
+      channel.close(1000, "logout");
     }
+  }
 
-    /** Ring `to`; media is "video", "audio" or "data". False if a call is already on. */
-    placeCall(to, media) {
-      if (this.call || !this.connected || !Object.prototype.hasOwnProperty.call(MEDIA_KINDS, media)) {
-        return false;
-      }
-      this.call = {
-        id: null,
-        peer: String(to),
-        media: media,
-        direction: "outgoing",
-        state: "calling",
-        room: null,
-      };
-      // The camera starts while the phone rings, so an accepted call offers at once.
-      this._startLocalMedia(this.call);
-      this._send({ type: "CALL", to: String(to), media: media });
-      return true;
+  /** Ring `to`; media is "video", "audio" or "data". False if a call is already on. */
+  placeCall(to, media) {
+    if (this.call || !this.connected || !Object.hasOwn(MEDIA_KINDS, media)) {
+      return false;
     }
+    this.call = {
+      id: null,
+      peer: String(to),
+      media: media,
+      direction: "outgoing",
+      state: "calling",
+      room: null,
+    };
+    // The camera starts while the phone rings, so an accepted call offers at once.
+    this._startLocalMedia(this.call);
+    this._send({ type: "CALL", to: String(to), media: media });
+    return true;
+  }
 
-    /** Answer the ringing incoming call. */
-    accept() {
-      var call = this.call;
-      if (!call || call.direction !== "incoming" || call.state !== "ringing") {
-        return false;
-      }
-      call.state = "accepting";
-      this._startLocalMedia(call);
-      return this._send({ type: "ACCEPT", call: call.id });
+  /** Answer the ringing incoming call. */
+  accept() {
+    const call = this.call;
+    if (call?.direction !== "incoming" || call.state !== "ringing") {
+      return false;
     }
+    call.state = "accepting";
+    this._startLocalMedia(call);
+    return this._send({ type: "ACCEPT", call: call.id });
+  }
 
-    /** Decline the ringing incoming call. */
-    reject() {
-      var call = this.call;
-      if (!call || call.direction !== "incoming") {
-        return false;
-      }
+  /** Decline the ringing incoming call. */
+  reject() {
+    const call = this.call;
+    if (call?.direction !== "incoming") {
+      return false;
+    }
+    this._send({ type: "REJECT", call: call.id });
+    this._end("local");
+    return true;
+  }
+
+  /** End the call in any state: CANCEL, REJECT or HANGUP, whichever fits. */
+  hangUp() {
+    const call = this.call;
+    if (!call) {
+      return false;
+    }
+    if (call.id === null) {
+      this._orphanCall = true; // CANCEL it when its RINGING (or BUSY) comes
+    } else if (call.direction === "incoming" && call.state === "ringing") {
       this._send({ type: "REJECT", call: call.id });
-      this._end("local");
-      return true;
+    } else if (call.direction === "outgoing" && call.state === "ringing") {
+      this._send({ type: "CANCEL", call: call.id });
+    } else {
+      this._send({ type: "HANGUP", call: call.id });
     }
+    this._end("local");
+    return true;
+  }
 
-    /** End the call in any state: CANCEL, REJECT or HANGUP, whichever fits. */
-    hangUp() {
-      var call = this.call;
-      if (!call) {
-        return false;
-      }
-      if (call.id === null) {
-        this._orphanCall = true; // CANCEL it when its RINGING (or BUSY) comes
-      } else if (call.direction === "incoming" && call.state === "ringing") {
-        this._send({ type: "REJECT", call: call.id });
-      } else if (call.direction === "outgoing" && call.state === "ringing") {
-        this._send({ type: "CANCEL", call: call.id });
-      } else {
-        this._send({ type: "HANGUP", call: call.id });
-      }
-      this._end("local");
-      return true;
+  /** Send one message to the server; false (nothing sent) when not connected. */
+  _send(msg) {
+    return this.channel ? this.channel.send(msg) : false;
+  }
+
+  /** Send a line of text over the data channel; false when it is not open. */
+  sendText(text) {
+    const dc = this.dc;
+    if (dc?.readyState !== "open") {
+      return false;
     }
+    dc.send(String(text));
+    return true;
+  }
 
-    /** Send one message to the server; false (nothing sent) when not connected. */
-    _send(msg) {
-      return this.channel ? this.channel.send(msg) : false;
-    }
+  /** The directory as a sorted array of {name, status}. */
+  userList() {
+    return Array.from(this.users.entries())
+      .map((entry) => ({ name: entry[0], status: entry[1] }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
 
-    /** Send a line of text over the data channel; false when it is not open. */
-    sendText(text) {
-      var dc = this.dc;
-      if (!dc || dc.readyState !== "open") {
-        return false;
-      }
-      dc.send(String(text));
-      return true;
-    }
+  // ------------------------------------------------------------ messages
 
-    /** The directory as a sorted array of {name, status}. */
-    userList() {
-      return Array.from(this.users.entries())
-        .map(function (entry) { return { name: entry[0], status: entry[1] }; })
-        .sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
-    }
-
-    // ------------------------------------------------------------ messages
-
-    async _dispatch(msg) {
-      var call = this.call;
-      var ours = call !== null && call.id !== null && msg.call === call.id;
-      switch (msg.type) {
-        case "USERS":
-          this.users.clear();
-          (Array.isArray(msg.users) ? msg.users : []).forEach(function (u) {
-            if (u && typeof u.name === "string") {
-              this._setUser(u.name, u.status);
-            }
-          }, this);
+  async _dispatch(msg) {
+    const call = this.call;
+    const ours = call !== null && call.id !== null && msg.call === call.id;
+    switch (msg.type) {
+      case "USERS":
+        this.users.clear();
+        (Array.isArray(msg.users) ? msg.users : []).forEach(function (u) {
+          if (u && typeof u.name === "string") {
+            this._setUser(u.name, u.status);
+          }
+        }, this);
+        emit(this, "users", this.userList());
+        return;
+      case "USERJOINED":
+      case "PRESENCE":
+        if (typeof msg.name === "string" && msg.name !== this.name) {
+          this._setUser(msg.name, msg.status);
           emit(this, "users", this.userList());
-          return;
-        case "USERJOINED":
-        case "PRESENCE":
-          if (typeof msg.name === "string" && msg.name !== this.name) {
-            this._setUser(msg.name, msg.status);
-            emit(this, "users", this.userList());
-          }
-          return;
-        case "USERLEFT":
-          if (typeof msg.name === "string" && this.users.delete(msg.name)) {
-            emit(this, "users", this.userList());
-          }
-          return;
-        case "RINGING":
-          if (this._orphanCall) {
-            this._orphanCall = false;
-            this._send({ type: "CANCEL", call: msg.call });
-            this._endedIds.add(msg.call);
-          } else if (call && call.direction === "outgoing" && call.id === null) {
-            call.id = String(msg.call);
-            call.state = "ringing";
-            emit(this, "ringing", { to: call.peer });
-          }
-          return;
-        case "BUSY":
-          if (this._orphanCall) {
-            this._orphanCall = false;
-          } else if (call && call.direction === "outgoing" && call.id === null) {
-            this._end("busy");
-          }
-          return;
-        case "INCOMINGCALL":
-          if (call) {
-            // Cannot happen (the server answers BUSY for us), but never drop a call silently.
-            this._send({ type: "REJECT", call: msg.call });
-            return;
-          }
-          this.call = {
-            id: String(msg.call),
-            peer: String(msg.from),
-            media: Object.prototype.hasOwnProperty.call(MEDIA_KINDS, msg.media) ? msg.media : "video",
-            direction: "incoming",
-            state: "ringing",
-            room: null,
-          };
-          emit(this, "incoming", { from: this.call.peer, media: this.call.media, call: this.call.id });
-          return;
-        case "CALLACCEPTED":
-          if (ours) {
-            call.state = "accepted";
-            call.room = msg.room;
-            emit(this, "accepted", { peer: call.peer, media: call.media, room: call.room });
-            await this._startPeer(call);
-          }
-          return;
-        case "REJECTED":
-          if (ours) {
-            this._end("rejected");
-          }
-          return;
-        case "CANCELLED":
-          if (ours) {
-            this._end("cancelled");
-          }
-          return;
-        case "NOANSWER":
-          if (ours) {
-            this._end("noanswer");
-          }
-          return;
-        case "HANGUP":
-          if (ours) {
-            this._end("hangup");
-          }
-          return;
-        case "PEERLEFT":
-          // The peer's socket went away (its HANGUP follows); or it left the
-          // private room some other way: either way the call is over.
-          if (call && call.state === "accepted") {
-            this._send({ type: "HANGUP", call: call.id });
-            this._end("hangup");
-          }
-          return;
-        case "offer":
-        case "answer":
-        case "candidate":
-          if (this.peerCall) {
-            await this.peerCall.handle(msg);
-          }
-          return;
-        case "ERROR":
-          this._onError(msg);
-          return;
-        default:
-          return; // PEERJOINED (never in a private room) and types we do not know
-      }
-    }
-
-    _onError(msg) {
-      var code = String(msg.code || "");
-      var message = String(msg.message || "");
-      var call = this.call;
-      if (msg.call !== undefined && this._endedIds.has(msg.call)) {
-        return; // about a call we already ended: a race we lost, harmless
-      }
-      if (code === "no-peer") {
-        return; // a candidate that crossed the peer's departure
-      }
-      var aboutOurCall =
-        call !== null &&
-        ((call.id === null && msg.to === call.peer) || (call.id !== null && msg.call === call.id));
-      if (aboutOurCall && code !== "already-accepted") {
-        this._end("error", { code: code, message: message });
+        }
         return;
-      }
-      if (this._orphanCall && msg.to !== undefined) {
-        this._orphanCall = false;
+      case "USERLEFT":
+        if (typeof msg.name === "string" && this.users.delete(msg.name)) {
+          emit(this, "users", this.userList());
+        }
         return;
-      }
-      emit(this, "servererror", { code: code, message: message });
-    }
-
-    _setUser(name, status) {
-      if (name === this.name) {
+      case "RINGING":
+        if (this._orphanCall) {
+          this._orphanCall = false;
+          this._send({ type: "CANCEL", call: msg.call });
+          this._endedIds.add(msg.call);
+        } else if (call && call.direction === "outgoing" && call.id === null) {
+          call.id = String(msg.call);
+          call.state = "ringing";
+          emit(this, "ringing", { to: call.peer });
+        }
         return;
-      }
-      if (status === "offline") {
-        this.users.delete(name);
-      } else {
-        this.users.set(name, status === "in-call" ? "in-call" : "available");
-      }
+      case "BUSY":
+        if (this._orphanCall) {
+          this._orphanCall = false;
+        } else if (call && call.direction === "outgoing" && call.id === null) {
+          this._end("busy");
+        }
+        return;
+      case "INCOMINGCALL":
+        if (call) {
+          // Cannot happen (the server answers BUSY for us), but never drop a call silently.
+          this._send({ type: "REJECT", call: msg.call });
+          return;
+        }
+        this.call = {
+          id: String(msg.call),
+          peer: String(msg.from),
+          media: Object.hasOwn(MEDIA_KINDS, msg.media) ? msg.media : "video",
+          direction: "incoming",
+          state: "ringing",
+          room: null,
+        };
+        emit(this, "incoming", { from: this.call.peer, media: this.call.media, call: this.call.id });
+        return;
+      case "CALLACCEPTED":
+        if (ours) {
+          call.state = "accepted";
+          call.room = msg.room;
+          emit(this, "accepted", { peer: call.peer, media: call.media, room: call.room });
+          await this._startPeer(call);
+        }
+        return;
+      case "REJECTED":
+        if (ours) {
+          this._end("rejected");
+        }
+        return;
+      case "CANCELLED":
+        if (ours) {
+          this._end("cancelled");
+        }
+        return;
+      case "NOANSWER":
+        if (ours) {
+          this._end("noanswer");
+        }
+        return;
+      case "HANGUP":
+        if (ours) {
+          this._end("hangup");
+        }
+        return;
+      case "PEERLEFT":
+        // The peer's socket went away (its HANGUP follows); or it left the
+        // private room some other way: either way the call is over.
+        if (call && call.state === "accepted") {
+          this._send({ type: "HANGUP", call: call.id });
+          this._end("hangup");
+        }
+        return;
+      case "offer":
+      case "answer":
+      case "candidate":
+        if (this.peerCall) {
+          await this.peerCall.handle(msg);
+        }
+        return;
+      case "ERROR":
+        this._onError(msg);
+        return;
+      default:
+        return; // PEERJOINED (never in a private room) and types we do not know
     }
+  }
 
-    // ---------------------------------------------------------------- call
+  _onError(msg) {
+    const code = String(msg.code || "");
+    const message = String(msg.message || "");
+    const call = this.call;
+    if (msg.call !== undefined && this._endedIds.has(msg.call)) {
+      return; // about a call we already ended: a race we lost, harmless
+    }
+    if (code === "no-peer") {
+      return; // a candidate that crossed the peer's departure
+    }
+    const aboutOurCall =
+      call !== null &&
+      ((call.id === null && msg.to === call.peer) || (call.id !== null && msg.call === call.id));
+    if (aboutOurCall && code !== "already-accepted") {
+      this._end("error", { code: code, message: message });
+      return;
+    }
+    if (this._orphanCall && msg.to !== undefined) {
+      this._orphanCall = false;
+      return;
+    }
+    emit(this, "servererror", { code: code, message: message });
+  }
 
-    _startLocalMedia(call) {
-      var self = this;
-      if (call.localMedia) {
-        return call.localMedia;
-      }
-      call.localMedia =
-        call.media === "data"
-          ? Promise.resolve(null)
-          : Promise.resolve(this.getLocalMedia(call.media))
-              .catch(function () { return null; })
-              .then(function (stream) {
-                if (self.call !== call) {
-                  stopStream(stream); // the call ended while the camera started
-                  return null;
-                }
-                self.localStream = stream;
-                if (stream) {
-                  emit(self, "localstream", stream);
-                }
-                return stream;
-              });
+  _setUser(name, status) {
+    if (name === this.name) {
+      return;
+    }
+    if (status === "offline") {
+      this.users.delete(name);
+    } else {
+      this.users.set(name, status === "in-call" ? "in-call" : "available");
+    }
+  }
+
+  // ---------------------------------------------------------------- call
+
+  _startLocalMedia(call) {
+    if (call.localMedia) {
       return call.localMedia;
     }
-
-    async _startPeer(call) {
-      var results = await Promise.all([this._startLocalMedia(call), this.session.rtcConfig()]);
-      if (this.call !== call) {
-        return null; // ended while we waited
-      }
-      var self = this;
-      var peerCall = new PeerCall({
-        rtcConfig: results[1],
-        localStream: results[0],
-        send: function (msg) { return self.channel ? self.channel.send(msg) : false; },
-        receive: MEDIA_KINDS[call.media],
-        dataChannel: DATA_CHANNEL_LABEL,
-      });
-      this.peerCall = peerCall;
-      peerCall.addEventListener("remotestream", function (event) {
-        if (self.peerCall === peerCall) {
-          emit(self, "remotestream", event.detail);
-        }
-      });
-      peerCall.addEventListener("statechange", function (event) {
-        if (self.peerCall === peerCall) {
-          emit(self, "callstate", event.detail);
-        }
-      });
-      peerCall.addEventListener("datachannel", function (event) {
-        var dc = event.detail;
-        dc.onopen = function () {
-          if (self.peerCall === peerCall) {
-            emit(self, "textopen");
-          }
-        };
-        dc.onclose = function () {
-          if (self.peerCall === peerCall) {
-            emit(self, "textclosed");
-          }
-        };
-        dc.onmessage = function (e) {
-          if (self.peerCall === peerCall && typeof e.data === "string") {
-            emit(self, "text", { text: e.data });
-          }
-        };
-        if (dc.readyState === "open") {
-          emit(self, "textopen");
-        }
-      });
-      if (call.direction === "outgoing") {
-        await peerCall.call();
-      }
-      return peerCall;
-    }
-
-    _end(reason, extra) {
-      var call = this.call;
-      if (!call) {
-        return;
-      }
-      this.call = null;
-      if (call.id !== null) {
-        this._endedIds.add(call.id);
-      }
-      if (this.peerCall) {
-        this.peerCall.close();
-        this.peerCall = null;
-      }
-      stopStream(this.localStream);
-      this.localStream = null;
-      var detail = { peer: call.peer, media: call.media, reason: reason };
-      if (extra) {
-        detail.code = extra.code;
-        detail.message = extra.message;
-      }
-      emit(this, "ended", detail);
-    }
-
-    _onChannelClosed(detail) {
-      this.channel = null;
-      this.name = null;
-      this.users.clear();
-      this._end("disconnected");
-      emit(this, "disconnected", detail);
-    }
-
-    _reset() {
-      if (this.call) {
-        this._end("local");
-      }
-      this.users.clear();
-      this.name = null;
-      this._orphanCall = false;
-      this._inbox = Promise.resolve();
-    }
+    call.localMedia =
+      call.media === "data"
+        ? Promise.resolve(null)
+        : Promise.resolve(this.getLocalMedia(call.media))
+            .catch(() => null)
+            .then((stream) => {
+              if (this.call !== call) {
+                stopStream(stream); // the call ended while the camera started
+                return null;
+              }
+              this.localStream = stream;
+              if (stream) {
+                emit(this, "localstream", stream);
+              }
+              return stream;
+            });
+    return call.localMedia;
   }
 
-  RtcLib.PhoneClient = PhoneClient;
-  RtcLib.LoginError = LoginError;
-})();
+  async _startPeer(call) {
+    const results = await Promise.all([this._startLocalMedia(call), this.session.rtcConfig()]);
+    if (this.call !== call) {
+      return null; // ended while we waited
+    }
+    const peerCall = new PeerCall({
+      rtcConfig: results[1],
+      localStream: results[0],
+      send: (msg) => (this.channel ? this.channel.send(msg) : false),
+      receive: MEDIA_KINDS[call.media],
+      dataChannel: DATA_CHANNEL_LABEL,
+    });
+    this.peerCall = peerCall;
+    emit(this, "call", peerCall);
+    peerCall.addEventListener("remotestream", (event) => {
+      if (this.peerCall === peerCall) {
+        emit(this, "remotestream", event.detail);
+      }
+    });
+    peerCall.addEventListener("statechange", (event) => {
+      if (this.peerCall === peerCall) {
+        emit(this, "callstate", event.detail);
+      }
+    });
+    peerCall.addEventListener("datachannel", (event) => {
+      const dc = event.detail;
+      dc.onopen = () => {
+        if (this.peerCall === peerCall) {
+          emit(this, "textopen");
+        }
+      };
+      dc.onclose = () => {
+        if (this.peerCall === peerCall) {
+          emit(this, "textclosed");
+        }
+      };
+      dc.onmessage = (e) => {
+        if (this.peerCall === peerCall && typeof e.data === "string") {
+          emit(this, "text", { text: e.data });
+        }
+      };
+      if (dc.readyState === "open") {
+        emit(this, "textopen");
+      }
+    });
+    if (call.direction === "outgoing") {
+      await peerCall.call();
+    }
+    return peerCall;
+  }
+
+  _end(reason, extra) {
+    const call = this.call;
+    if (!call) {
+      return;
+    }
+    this.call = null;
+    if (call.id !== null) {
+      this._endedIds.add(call.id);
+    }
+    if (this.peerCall) {
+      this.peerCall.close();
+      this.peerCall = null;
+    }
+    stopStream(this.localStream);
+    this.localStream = null;
+    const detail = { peer: call.peer, media: call.media, reason: reason };
+    if (extra) {
+      detail.code = extra.code;
+      detail.message = extra.message;
+    }
+    emit(this, "ended", detail);
+  }
+
+  _onChannelClosed(detail) {
+    this.channel = null;
+    this.name = null;
+    this.users.clear();
+    this._end("disconnected");
+    emit(this, "disconnected", detail);
+  }
+
+  _reset() {
+    if (this.call) {
+      this._end("local");
+    }
+    this.users.clear();
+    this.name = null;
+    this._orphanCall = false;
+    this._inbox = Promise.resolve();
+  }
+}
+
+export { PhoneClient, LoginError };

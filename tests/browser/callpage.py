@@ -44,6 +44,18 @@ async () => {
 }
 """
 
+# Shapes (width / height) of the fake sources: the camera is 640x480, the fake screen
+# that getDisplayMedia gives 1280x720 (docs/BROWSER-TESTS.md). WebRTC may scale a
+# picture down under load, never reshape it, so the receiver tells them apart by shape.
+CAMERA, SCREEN = 4 / 3, 16 / 9
+
+# The shape of the remote video, once it has been that shape on two successive
+# frames (a frame in between sources may be either).
+REMOTE_SHAPE = """() => {
+  const v = document.getElementById('remoteVideo');
+  return v.videoHeight > 0 ? v.videoWidth / v.videoHeight : 0;
+}"""
+
 # The addresses of the candidate pair the connection is using, or null.
 SELECTED_PAIR = """
 async () => {
@@ -150,3 +162,19 @@ class CallPage:
             timeout=UI_MS,
             polling=POLL_MS,
         )
+
+
+def wait_shape(page: CallPage, ratio: float, timeout: int = MEDIA_MS) -> None:
+    """The remote video has had this aspect ratio (within 5%) on two successive polls."""
+    page.page.wait_for_function(
+        f"""ratio => {{
+          const now = ({REMOTE_SHAPE})();
+          const ok = Math.abs(now - ratio) / ratio < 0.05;
+          const twice = ok && window.__shapeOk === ratio;
+          window.__shapeOk = ok ? ratio : null;
+          return twice;
+        }}""",
+        arg=ratio,
+        timeout=timeout,
+        polling=POLL_MS,
+    )

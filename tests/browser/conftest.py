@@ -30,8 +30,11 @@ from tests.support.process import ServerProcess, running_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",  # grant getUserMedia (and report raw host IPs)
-    "--use-fake-device-for-media-stream",  # test-pattern camera, beeping microphone
+    # Grants getUserMedia and getDisplayMedia (a fake 1280x720 screen, no picker) and
+    # reports raw host IPs. See docs/BROWSER-TESTS.md.
+    "--use-fake-ui-for-media-stream",
+    # Test-pattern cameras (two, to switch between), beeping microphones.
+    "--use-fake-device-for-media-stream=device-count=2",
     "--allow-loopback-in-peer-connection",  # without it, no candidates on a lo-only path
     "--disable-gpu",
     "--disable-quic",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.browser.callpage import CAMERA, SCREEN, wait_shape
 from tests.browser.conftest import OpenPage
 from tests.browser.phonepage import PhonePage
 from tests.support.process import ServerProcess, running_server
@@ -97,6 +98,43 @@ def test_video_call_rings_connects_chats_and_hangs_up(open_phone: OpenPhone) -> 
     bob.wait_user("alice", "available")
 
 
+def test_video_call_shares_a_screen_and_switches_camera(open_phone: OpenPhone) -> None:
+    alice, bob = open_phone("alice"), open_phone("bob")
+    ring(alice, bob, "bob")
+    bob.page.click("#accept")
+    for phone in (alice, bob):
+        phone.wait_connected()
+    wait_shape(bob.call_page, CAMERA)
+    alice.page.click("#share-screen")
+    wait_shape(bob.call_page, SCREEN)  # replaceTrack: the same call, another picture
+    bob.wait_video_flowing()
+    alice.page.click("#share-screen")
+    wait_shape(bob.call_page, CAMERA)
+    # The other fake camera, mid-call.
+    alice.page.click(".devices summary")
+    cameras = alice.evaluate(
+        "() => [...document.getElementById('camera-select').options].map((o) => o.value)"
+    )
+    alice.page.select_option("#camera-select", cameras[-1])
+    alice.page.wait_for_function(
+        """id => window.phone.pc.getSenders().some((s) =>
+             s.track?.kind === 'video' && s.track.getSettings().deviceId === id)""",
+        arg=cameras[-1],
+    )
+    bob.wait_video_flowing()
+    bob.wait_video_flowing()
+    # Hanging up while sharing stops the screen capture too.
+    alice.page.click("#share-screen")
+    wait_shape(bob.call_page, SCREEN)
+    alice.evaluate("() => { window.__screen = window.phoneMedia.preview.getVideoTracks()[0]; }")
+    alice.page.click("#hang-up")
+    alice.wait_directory()
+    assert alice.evaluate("[window.phoneMedia.sharing, window.__screen.readyState]") == [
+        False,
+        "ended",
+    ]
+
+
 def test_voice_call_carries_audio_and_no_video(open_phone: OpenPhone) -> None:
     alice, bob = open_phone("alice"), open_phone("bob")
     ring(alice, bob, "bob", media="audio")
@@ -145,6 +183,17 @@ def test_rejected_call_says_rejected(open_phone: OpenPhone) -> None:
     for phone in (alice, bob):
         phone.wait_directory()
     alice.wait_user("bob", "available")
+
+
+def test_incoming_call_dialog_takes_focus_and_escape_rejects(open_phone: OpenPhone) -> None:
+    alice, bob = open_phone("alice"), open_phone("bob")
+    ring(alice, bob, "bob")
+    # The ringing dialog has the keyboard: its Accept button is focused.
+    assert bob.evaluate("document.activeElement && document.activeElement.id") == "accept"
+    bob.page.keyboard.press("Escape")
+    assert "rejected" in alice.wait_note("rejected")
+    bob.wait_note("You rejected the call from alice")
+    assert not bob.ringing()
 
 
 def test_busy_and_no_answer(open_phone: OpenPhone) -> None:

@@ -158,7 +158,8 @@ def test_candidate_filter_keeps_only_listed_addresses(open_page: OpenPage, site_
     page = open_page(site_url + "/")
     page.share_link()
     verdicts = page.evaluate(
-        """() => {
+        """async () => {
+          const RtcLib = await import('/rtclib.js');
           const filter = window.RTCSERVER_CANDIDATE_FILTER;
           const ok = (c) => RtcLib.candidateAllowed(c, filter);
           const sdp = ['v=0',

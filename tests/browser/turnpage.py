@@ -1,7 +1,7 @@
 """Page-side checks for calls that must go through a TURN relay (coturn).
 
 `RECORD_CANDIDATES` is an init script: it wraps RTCPeerConnection before the page's
-scripts load (adapter.js takes it at load time), so every candidate the browser
+scripts load (browsersupport.js takes it at load time), so every candidate the browser
 gathers is kept in `window.__gathered`, before the page's own loopback filter sees
 it. `LOCAL_CANDIDATES` lists what getStats() says the connection gathered.
 """
