@@ -118,6 +118,9 @@ class Settings:
     require_origin: bool = _opt(
         False, "refuse WebSocket clients that send no Origin header (tools, native apps)"
     )
+    metrics_token: str = _opt(
+        "", "when set, /metrics answers only requests with `Authorization: Bearer <token>`"
+    )
     redis: str = _opt(
         "",
         "cluster mode: a Redis URL (redis://host:port/db); every node given the same Redis "

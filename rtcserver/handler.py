@@ -22,7 +22,7 @@ import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from . import phone, protocol
+from . import logsafe, phone, protocol
 from .actor import Actor
 from .auth import AuthFailed, Identity
 from .cluster.errors import ClusterUnavailable
@@ -53,7 +53,8 @@ class Session:
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:
-    details = "".join(f" {key}={value}" for key, value in extra.items())
+    # Values may come from the client (a token's `sub`, a close reason): clean them.
+    details = "".join(f" {key}={logsafe.clean(value)}" for key, value in extra.items())
     log.info(
         "conn=%d addr=%s room=%s event=%s%s",
         actor.id,

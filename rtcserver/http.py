@@ -8,7 +8,10 @@ refusal carries its answer: 400 names the parse error, 404, 405, 408, 503.
 
 from __future__ import annotations
 
+import errno
+import hmac
 import http
+import ipaddress
 import logging
 import secrets
 import time
@@ -22,7 +25,7 @@ import orjson
 import trio
 import trio_websocket
 
-from . import metrics, static
+from . import logsafe, metrics, static
 from .actor import Actor, next_actor_id
 from .auth import ANONYMOUS, AuthFailed, Identity, origin_allowed
 from .config import ice_config
@@ -36,11 +39,42 @@ MAX_HEAD_SIZE: Final = 16 * 1024
 RECEIVE_BUFFER: Final = 64 * 1024
 LINGER_TIMEOUT: Final = 1.0
 
+# The pages load only their own scripts and styles (no inline script anywhere), talk
+# only to this server, and may not be framed: an injected script or a clickjacking
+# frame has nothing to work with.
+CONTENT_SECURITY_POLICY: Final = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 SECURITY_HEADERS: Final = [
     ("X-Content-Type-Options", "nosniff"),
     # The room number in the URL is the key to the room: never leak it in a Referer.
     ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Frame-Options", "DENY"),
+    ("Permissions-Policy", "camera=(self), microphone=(self), geolocation=(), payment=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
 ]
+# Sent over TLS only (a browser ignores it over plain HTTP): one year, this host only.
+HSTS_HEADER: Final = ("Strict-Transport-Security", "max-age=31536000")
+
+# Short, fixed answers for a request we cannot parse: the request itself is never
+# echoed back (it may hold anything), and h11's wording is an internal detail.
+BAD_REQUEST_TEXTS: Final = {
+    400: "malformed HTTP request",
+    431: "malformed HTTP request: the request head is too large",
+    505: "malformed HTTP request: only HTTP/1.0 and HTTP/1.1 are served",
+}
 
 
 class ReplayStream(trio.abc.Stream):
@@ -89,7 +123,8 @@ async def read_head(stream: trio.abc.Stream) -> tuple[h11.Request, bytes] | None
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise BadRequest(exc.error_status_hint, f"malformed HTTP request: {exc}") from None
+            status = exc.error_status_hint if exc.error_status_hint in BAD_REQUEST_TEXTS else 400
+            raise BadRequest(status, BAD_REQUEST_TEXTS[status]) from None
         if event is h11.NEED_DATA:
             data = bytes(await stream.receive_some(8192))
             raw += data
@@ -97,8 +132,7 @@ async def read_head(stream: trio.abc.Stream) -> tuple[h11.Request, bytes] | None
             continue
         if isinstance(event, h11.Request):
             if event.http_version not in (b"1.0", b"1.1"):
-                version = event.http_version.decode("latin-1")
-                raise BadRequest(505, f"malformed HTTP request: unsupported HTTP/{version}")
+                raise BadRequest(505, BAD_REQUEST_TEXTS[505])
             return event, bytes(raw)
         return None  # ConnectionClosed before a whole head arrived
 
@@ -147,11 +181,23 @@ def websocket_refusal(request: h11.Request) -> bytes | None:
 
 
 def client_address(stream: trio.abc.Stream, request: h11.Request | None, trust_proxy: bool) -> str:
+    """The client's address for logs and per-address limits: `host:port` of the peer
+    (`[v6]:port`), or with `trust_proxy` the last X-Forwarded-For entry (what our own
+    proxy appended) when it is an IP address. Anything else there is the client's own
+    say, so it is ignored: it never reaches a log line or a limit's key."""
     if trust_proxy and request is not None:
         forwarded = header(request, b"x-forwarded-for")
         if forwarded:
-            # Our own proxy appends the address it saw; earlier entries are the client's say.
-            return forwarded.split(",")[-1].strip()
+            last = forwarded.split(",")[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                log.warning("event=bad-x-forwarded-for value=%s", logsafe.clean(last))
+    return peer_address(stream)
+
+
+def peer_address(stream: trio.abc.Stream) -> str:
+    """`host:port` (`[v6]:port`) of the TCP peer, or `?`."""
     while isinstance(stream, trio.SSLStream):
         stream = stream.transport_stream
     socket = getattr(stream, "socket", None)
@@ -162,8 +208,19 @@ def client_address(stream: trio.abc.Stream, request: h11.Request | None, trust_p
     except OSError:
         return "?"
     if isinstance(peer, tuple):
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return logsafe.clean(peer)
+
+
+def address_host(address: str) -> str:
+    """The host part of a `client_address`: `1.2.3.4:5` -> `1.2.3.4`, `[::1]:5` -> `::1`;
+    a bare address (from X-Forwarded-For) is returned as it is."""
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    if address.count(":") == 1:
+        return address.partition(":")[0]
+    return address
 
 
 def response(
@@ -172,8 +229,10 @@ def response(
     content_type: str = "text/plain; charset=utf-8",
     extra: Iterable[tuple[str, str]] = (),
     head_only: bool = False,
+    tls: bool = False,
 ) -> bytes:
-    """A complete HTTP/1.1 response that closes the connection."""
+    """A complete HTTP/1.1 response that closes the connection. Every response carries
+    the security headers (HSTS too when served over TLS)."""
     phrase = http.HTTPStatus(status).phrase
     lines = [
         f"HTTP/1.1 {status} {phrase}",
@@ -182,6 +241,7 @@ def response(
         "Connection: close",
         "Cache-Control: no-cache",
         *(f"{k}: {v}" for k, v in SECURITY_HEADERS),
+        *([f"{HSTS_HEADER[0]}: {HSTS_HEADER[1]}"] if tls else []),
         *(f"{k}: {v}" for k, v in extra),
     ]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -277,8 +337,8 @@ async def serve_websocket(
         origin, header(request, b"host"), settings.allowed_origins, settings.require_origin
     ):
         state.counters["refused:origin"] += 1
-        log.info("addr=%s event=refused status=403 origin=%r", address, origin)
-        await send_and_linger(stream, text_response(403, f"origin not allowed: {origin}"))
+        log.info("addr=%s event=refused status=403 origin=%s", address, logsafe.clean(origin))
+        await send_and_linger(stream, text_response(403, "origin not allowed"))
         return
     identity: Identity | None = ANONYMOUS
     if state.gatekeeper.mode is not None:
@@ -327,6 +387,7 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
     target = request.target.decode("latin-1")
     path = target.split("?", 1)[0]
     head_only = method == b"HEAD"
+    tls = state.settings.tls
     if method not in (b"GET", b"HEAD"):
         return text_response(
             405, "only GET and HEAD are served here", extra=[("Allow", "GET, HEAD")]
@@ -342,18 +403,40 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
             health["node"] = state.cluster.node
             health["cluster"] = "up" if state.cluster.available else "down"
         body = orjson.dumps(health)
-        return response(200, body, "application/json", head_only=head_only)
+        return response(200, body, "application/json", head_only=head_only, tls=tls)
     if path == "/metrics":
-        return response(200, state.metrics.render(), metrics.CONTENT_TYPE, head_only=head_only)
+        if not metrics_allowed(state.settings.metrics_token, header(request, b"authorization")):
+            state.counters["refused:metrics-token"] += 1
+            return text_response(
+                401, "/metrics needs its bearer token", extra=[("WWW-Authenticate", "Bearer")]
+            )
+        body = state.metrics.render()
+        return response(200, body, metrics.CONTENT_TYPE, head_only=head_only, tls=tls)
     if path == "/config.json":
-        return response(
-            200, orjson.dumps(client_config(state)), "application/json", head_only=head_only
-        )
+        body = orjson.dumps(client_config(state))
+        return response(200, body, "application/json", head_only=head_only, tls=tls)
     file = static.resolve(state.settings.www, target)
     if file is None:
         return text_response(404, "not found", head_only=head_only)
-    body = await trio.Path(file).read_bytes()
-    return response(200, body, static.content_type(file), head_only=head_only)
+    try:
+        body = await trio.Path(file).read_bytes()
+    except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            state.counters["refused:out-of-files"] += 1
+            return text_response(503, "server busy", extra=[("Retry-After", "5")])
+        return text_response(404, "not found", head_only=head_only)
+    return response(200, body, static.content_type(file), head_only=head_only, tls=tls)
+
+
+def metrics_allowed(token: str, authorization: str | None) -> bool:
+    """Whether a /metrics request may read: always without `--metrics-token`, else only
+    with `Authorization: Bearer <token>` (compared in constant time)."""
+    if not token:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 def client_config(state: ServerState) -> dict[str, object]:

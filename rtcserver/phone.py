@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import trio
 
-from . import calls, protocol
+from . import calls, logsafe, protocol
 from .actor import Actor
 from .protocol import ErrorCode
 from .state import ServerState
@@ -49,7 +49,9 @@ def login(
         return lambda: names.login(actor, requested)
     if not registry.register_name(requested, actor):
         return refuse("name taken")
-    log.info("conn=%d addr=%s event=login user=%s", actor.id, actor.address, requested)
+    log.info(
+        "conn=%d addr=%s event=login user=%s", actor.id, actor.address, logsafe.clean(requested)
+    )
     actor.tell(protocol.encode(protocol.LoginOk(name=requested)))
     if state.settings.directory:
         board = state.switchboard

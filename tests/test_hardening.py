@@ -1,0 +1,132 @@
+"""Issue 13: what a hostile client can no longer do to the front door and the logs."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+
+from rtcserver import logsafe
+from tests.conftest import StartServer
+from tests.support.client import connect
+from tests.test_http import body_of, get, header_of, http_exchange, status_of
+from tests.test_security import http_get
+
+# ------------------------------------------------------------------ item 10
+
+
+@pytest.mark.parametrize("path", ["/" + "a" * 256, "/js/" + "b" * 300, "/" + "%41" * 256])
+async def test_an_overlong_path_segment_gets_404(start_server: StartServer, path: str) -> None:
+    server = await start_server()
+    response = await http_exchange(server.port, get(path))
+    assert status_of(response) == 404
+    assert server.state.counters["crashes"] == 0
+    assert status_of(await http_exchange(server.port, get("/healthz"))) == 200
+
+
+# ------------------------------------------------------------------ item 13
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET /\x01secret HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost localhost-secret\r\n\r\n",
+        b"HELLO-secret\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    ],
+)
+async def test_error_bodies_are_short_fixed_texts(
+    start_server: StartServer, garbage: bytes
+) -> None:
+    server = await start_server()
+    response = await http_exchange(server.port, garbage)
+    assert status_of(response) in (400, 505)
+    body = body_of(response)
+    assert body.startswith(b"malformed HTTP request")
+    assert b"secret" not in body and b"bytearray" not in body and b"\\x" not in body
+    assert len(body) < 80
+
+
+# ------------------------------------------------------------------ item 12
+
+
+def test_clean_escapes_what_could_forge_a_log_line() -> None:
+    assert logsafe.clean("198.51.100.7") == "198.51.100.7"
+    assert logsafe.clean("alice") == "alice"
+    forged = logsafe.clean("x\nINFO rtcserver conn=1 event=crash")
+    assert "\n" not in forged and forged.startswith('"') and forged.endswith('"')
+    assert logsafe.clean("a\u202eb\u200dc") == "a\\u202eb\\u200dc"  # bidi override, ZWJ
+    assert logsafe.clean('say "hi"') == '"say \\x22hi\\x22"'
+    assert logsafe.clean("x" * 1000).endswith("...") and len(logsafe.clean("x" * 1000)) < 210
+
+
+async def test_a_forged_x_forwarded_for_never_reaches_the_logs(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(trust_proxy=True)
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    forged = "1.2.3.4 event=crash user=admin"
+    caplog.set_level(logging.INFO, logger="rtcserver")
+    async with connect(url, extra_headers=[("X-Forwarded-For", forged)]) as client:
+        await client.create_room()
+    async with connect(url, extra_headers=[("X-Forwarded-For", "10.0.0.1, 203.0.113.9")]) as ok:
+        await ok.create_room()
+    lines = [record.getMessage() for record in caplog.records]
+    opened = [line for line in lines if "event=open" in line]
+    assert len(opened) == 2
+    assert "addr=127.0.0.1:" in opened[0]  # not the client's say: the real peer
+    assert "addr=203.0.113.9 " in opened[1]  # our proxy's entry, the last one
+    assert not any("event=crash" in line and "bad-x-forwarded-for" not in line for line in lines)
+    assert any('value="1.2.3.4 event=crash user=admin"' in line for line in lines)
+
+
+# ------------------------------------------------------------------ headers
+
+
+async def test_pages_carry_the_security_headers(start_server: StartServer) -> None:
+    server = await start_server()
+    response = await http_exchange(server.port, get("/"))
+    assert status_of(response) == 200
+    csp = header_of(response, "content-security-policy") or ""
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert header_of(response, "x-frame-options") == "DENY"
+    assert header_of(response, "x-content-type-options") == "nosniff"
+    assert header_of(response, "referrer-policy") == "no-referrer"
+    assert "camera=(self)" in (header_of(response, "permissions-policy") or "")
+    assert "microphone=(self)" in (header_of(response, "permissions-policy") or "")
+    assert header_of(response, "strict-transport-security") is None  # not over plain HTTP
+
+
+async def test_hsts_is_sent_over_tls(start_server: StartServer, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    server = await start_server(tls_cert=str(cert), tls_key=str(key))
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    response = await http_get(server.port, "/", tls=trusting)
+    assert status_of(response) == 200
+    assert (header_of(response, "strict-transport-security") or "").startswith("max-age=")
+
+
+# ------------------------------------------------------------------ /metrics
+
+
+async def test_metrics_token_guards_metrics(start_server: StartServer) -> None:
+    server = await start_server(metrics_token="m" * 32)
+    refused = await http_exchange(server.port, get("/metrics"))
+    assert status_of(refused) == 401
+    wrong = await http_exchange(server.port, get("/metrics", extra="Authorization: Bearer x\r\n"))
+    assert status_of(wrong) == 401
+    right = await http_exchange(
+        server.port, get("/metrics", extra=f"Authorization: Bearer {'m' * 32}\r\n")
+    )
+    assert status_of(right) == 200
+    assert status_of(await http_exchange(server.port, get("/healthz"))) == 200
