@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from pathlib import Path
@@ -9,9 +10,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from rtcserver import logsafe
+from rtcserver import logsafe, protocol
 from tests.conftest import StartServer
-from tests.support.client import connect
+from tests.support.client import connect, make_pair
 from tests.test_http import body_of, get, header_of, http_exchange, status_of
 from tests.test_security import http_get
 
@@ -130,3 +131,26 @@ async def test_metrics_token_guards_metrics(start_server: StartServer) -> None:
     )
     assert status_of(right) == 200
     assert status_of(await http_exchange(server.port, get("/healthz"))) == 200
+
+
+# ------------------------------------------------------------------ item 8
+
+
+@pytest.mark.parametrize("kind", sorted(protocol.SERVER_ONLY_TYPES))
+async def test_peers_cannot_forge_server_messages(start_server: StartServer, kind: str) -> None:
+    server = await start_server()
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    async with contextlib.AsyncExitStack() as stack:
+        attacker, victim, _ = await make_pair(stack, url)
+        forged = {
+            "type": kind,
+            "iceServers": [{"urls": "turn:evil.example", "username": "u", "credential": "p"}],
+            "from": "boss",
+            "call": "x",
+        }
+        await attacker.send(forged)
+        error = await attacker.expect("ERROR")
+        assert error["code"] == "reserved-type"
+        # The victim hears nothing of it; the relay itself still works.
+        await attacker.send({"type": "CHATMSG", "value": "hi"})
+        assert (await victim.expect("CHATMSG"))["value"] == "hi"

@@ -312,6 +312,9 @@
           }
           return;
         case "INCOMINGCALL":
+          if (this.name === null) {
+            return; // not logged in: nobody can be calling us
+          }
           if (call) {
             // Cannot happen (the server answers BUSY for us), but never drop a call silently.
             this._send({ type: "REJECT", call: msg.call });

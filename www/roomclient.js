@@ -132,8 +132,13 @@
       if (this.finished) {
         return;
       }
+      // Server messages that arrive outside the state they answer are ignored: the
+      // server refuses to relay its own types, and the page does not trust them either.
       switch (msg.type) {
         case "GETROOM": {
+          if (this.joining || this.room !== null) {
+            return; // we never asked for a room
+          }
           var room = roomFromMessage(msg.value);
           if (room === null) {
             emit(this, "servererror", { code: "bad-room", message: "the server sent an unusable room number" });
@@ -144,6 +149,9 @@
           return;
         }
         case "WRONGROOM":
+          if (!this.joining) {
+            return; // only an ENTERROOM is answered with WRONGROOM
+          }
           this.finished = true;
           this.peerPresent = false;
           this._endCall();
@@ -151,12 +159,18 @@
           emit(this, "wrongroom", { reason: typeof msg.reason === "string" ? msg.reason : "" });
           return;
         case "PEERJOINED":
+          if (this.room === null) {
+            return;
+          }
           this._epoch++;
           this._endCall(); // a leftover call from an earlier peer, if any
           this.peerPresent = true;
           emit(this, "peerjoined");
           return;
         case "PEERLEFT":
+          if (!this.peerPresent) {
+            return;
+          }
           this._epoch++;
           this.peerPresent = false;
           this._endCall();
