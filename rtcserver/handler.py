@@ -145,13 +145,18 @@ async def websocket_init(state: ServerState, ws: WebSocketConnection, session: S
             session.identity = gatekeeper.check_token(token if isinstance(token, str) else None)
         else:
             session.identity = await gatekeeper.check_password(
-                fields.get("name"), fields.get("password"), actor.address
+                fields.get("name"), fields.get("password"), actor.address, connected(ws)
             )
     except AuthFailed as failure:
         return _refuse(state, actor, ErrorCode(failure.code), failure.message)
     actor.tell(protocol.encode(protocol.AuthReply(name=session.identity.name)))
     log_event(actor, "authenticated", user=session.identity.name)
     return True
+
+
+def connected(ws: WebSocketConnection) -> Callable[[], bool]:
+    """Whether the client is still there (asked before a password is hashed for it)."""
+    return lambda: ws.closed is None
 
 
 def _refuse(state: ServerState, actor: Actor, code: ErrorCode, message: str) -> bool:

@@ -213,16 +213,6 @@ def peer_address(stream: trio.abc.Stream) -> str:
     return logsafe.clean(peer)
 
 
-def address_host(address: str) -> str:
-    """The host part of a `client_address`: `1.2.3.4:5` -> `1.2.3.4`, `[::1]:5` -> `::1`;
-    a bare address (from X-Forwarded-For) is returned as it is."""
-    if address.startswith("["):
-        return address[1:].partition("]")[0]
-    if address.count(":") == 1:
-        return address.partition(":")[0]
-    return address
-
-
 def response(
     status: int,
     body: bytes = b"",

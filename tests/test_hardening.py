@@ -8,10 +8,13 @@ import ssl
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 import trustme
 
-from rtcserver import logsafe, protocol
-from tests.conftest import StartServer
+from rtcserver import logsafe, passwords, protocol
+from rtcserver.auth import AuthFailed, Gatekeeper
+from tests.conftest import StartServer, settings_for_tests
 from tests.support.client import connect, make_pair
 from tests.test_http import body_of, get, header_of, http_exchange, status_of
 from tests.test_security import http_get
@@ -154,3 +157,80 @@ async def test_peers_cannot_forge_server_messages(start_server: StartServer, kin
         # The victim hears nothing of it; the relay itself still works.
         await attacker.send({"type": "CHATMSG", "value": "hi"})
         assert (await victim.expect("CHATMSG"))["value"] == "hi"
+
+
+# ------------------------------------------------------------------ items 2 and 3
+
+CHEAP = passwords.ScryptParams(2**10, 8, 1)
+
+
+def users_with(name: str, password: str) -> passwords.Users:
+    return passwords.parse_users("").with_password(name, passwords.hash_password(password, CHEAP))
+
+
+def test_a_reserved_attempt_counts_before_it_is_checked() -> None:
+    throttle = passwords.LoginThrottle()
+    for _ in range(5):
+        assert throttle.reserve("alice", "10.0.0.1", now=0.0) == 0  # five checks pending
+    assert throttle.reserve("alice", "10.0.0.2", now=0.0) == pytest.approx(60)
+    # A success gives the address its token back: a NAT full of users is not a guesser.
+    for i in range(40):
+        assert throttle.reserve(f"user{i}", "10.9.9.9", now=0.0) == 0
+        throttle.released(f"user{i}", "10.9.9.9", now=0.0)
+
+
+async def test_concurrent_wrong_passwords_are_throttled_like_sequential_ones(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    users_file = tmp_path / "users"
+    passwords.save_users(users_file, users_with("carol", "correct horse"))
+    server = await start_server(users_file=str(users_file))
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    codes: list[str] = []
+
+    async def guess() -> None:
+        async with connect(url) as client:
+            await client.send({"type": "AUTH", "name": "carol", "password": "guess"})
+            codes.append(str((await client.expect("ERROR", timeout=20))["code"]))
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for _ in range(60):
+                nursery.start_soon(guess)
+    assert len(codes) == 60
+    # The documented limit: 5 per name, then one a minute (this test takes far less).
+    assert codes.count("auth-failed") <= 6
+    assert codes.count("auth-throttled") >= 54
+
+
+async def test_no_hash_is_run_for_a_client_that_has_left() -> None:
+    settings = settings_for_tests()
+    gatekeeper = Gatekeeper(settings=settings, users=users_with("carol", "correct horse"))
+    gone = [False] * 8
+    outcomes: dict[int, str] = {}
+
+    async def login(i: int) -> None:
+        try:
+            await gatekeeper.check_password(
+                "carol" if i == 0 else f"user{i}",
+                "correct horse" if i == 0 else "guess",
+                f"10.0.0.{i}:4000",
+                connected=lambda: not gone[i],
+            )
+            outcomes[i] = "ok"
+        except AuthFailed as failure:
+            outcomes[i] = failure.code
+
+    holders = [object() for _ in range(gatekeeper.hash_slots.total_tokens)]
+    for holder in holders:  # every hashing slot busy: the logins queue
+        await gatekeeper.hash_slots.acquire_on_behalf_of(holder)
+    async with trio.open_nursery() as nursery:
+        for i in range(8):
+            nursery.start_soon(login, i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert gatekeeper.hash_slots.statistics().tasks_waiting == 8
+        gone[1:] = [True] * 7  # seven of them disconnect while they wait
+        for holder in holders:
+            gatekeeper.hash_slots.release_on_behalf_of(holder)
+    assert outcomes[0] == "ok"
+    assert gatekeeper.hashed == 1 and gatekeeper.abandoned == 7
