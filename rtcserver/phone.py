@@ -48,6 +48,8 @@ def login(
         names = state.cluster.names
         return lambda: names.login(actor, requested)
     if not registry.register_name(requested, actor):
+        if registry.actor_named(requested) is None and registry.name_like(requested):
+            return refuse("name taken: it looks like the name of someone logged in")
         return refuse("name taken")
     log.info(
         "conn=%d addr=%s event=login user=%s", actor.id, actor.address, logsafe.clean(requested)

@@ -12,11 +12,12 @@ import trio
 import trio.testing
 import trustme
 
-from rtcserver import logsafe, passwords, protocol
+from rtcserver import calls, logsafe, lookalike, passwords, protocol
 from rtcserver.auth import AuthFailed, Gatekeeper
 from tests.conftest import StartServer, settings_for_tests
 from tests.support.client import connect, make_pair
 from tests.test_http import body_of, get, header_of, http_exchange, status_of
+from tests.test_phone import login
 from tests.test_security import http_get
 
 # ------------------------------------------------------------------ item 10
@@ -234,3 +235,52 @@ async def test_no_hash_is_run_for_a_client_that_has_left() -> None:
             gatekeeper.hash_slots.release_on_behalf_of(holder)
     assert outcomes[0] == "ok"
     assert gatekeeper.hashed == 1 and gatekeeper.abandoned == 7
+
+
+# ------------------------------------------------------------------ item 6
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("\u0430lice", "mixes scripts (Cyrillic, Latin)"),  # Cyrillic а
+        ("ali\u0441e", "mixes scripts (Cyrillic, Latin)"),  # Cyrillic с
+        ("\uff41\uff4c\uff49\uff43\uff45", "compatibility character"),  # full-width
+        ("\ufb01sh", "compatibility character"),  # the fi ligature
+    ],
+)
+def test_mixed_script_and_compatibility_names_are_refused(name: str, problem: str) -> None:
+    assert problem in (calls.validate_name(name) or "")
+
+
+@pytest.mark.parametrize("name", ["alice", "josé", "Ωμέγα", "山田たろう", "नमस्ते", "борис", "bob-2"])
+def test_one_script_names_stay_valid(name: str) -> None:
+    assert calls.validate_name(name) is None
+
+
+def test_look_alike_names_share_a_skeleton() -> None:
+    assert lookalike.skeleton("\u0430\u0441\u0435") == lookalike.skeleton("ace")  # all Cyrillic
+    assert lookalike.skeleton("rn") == lookalike.skeleton("m")
+    assert lookalike.skeleton("alice") != lookalike.skeleton("alicia")
+
+
+async def test_a_name_that_looks_like_a_logged_in_one_is_taken(
+    start_server: StartServer,
+) -> None:
+    server = await start_server()
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    async with contextlib.AsyncExitStack() as stack:
+        await login(stack, url, "ace")
+        await login(stack, url, "modern")
+        for twin, expected in [
+            ("\u0430\u0441\u0435", "looks like"),  # Cyrillic асе
+            ("rnodern", "looks like"),
+            ("\u0430lice", "mixes scripts"),
+            ("\uff41\uff4c\uff49\uff43\uff45", "compatibility"),
+        ]:
+            client = await stack.enter_async_context(connect(url))
+            await client.send({"type": "LOGIN", "name": twin})
+            reply = await client.expect("LOGIN")
+            assert reply["success"] is False and expected in reply["reason"], reply
+        # The plain name is still free for a real alice.
+        await login(stack, url, "alice")
