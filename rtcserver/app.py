@@ -15,6 +15,7 @@ import attrs
 import trio
 
 from .config import Settings
+from .expiry import expiry_timer
 from .http import handle_connection
 from .phone import ring_timer
 from .protocol import CloseCode
@@ -98,6 +99,7 @@ async def serve(
                 await nursery.start(state.cluster.run, supervisor, wait)
             nursery.start_soon(listen)
             nursery.start_soon(supervisor.permanent, "ring-timer", ring_timer, state)
+            nursery.start_soon(supervisor.permanent, "token-expiry", expiry_timer, state)
             task_status.started(server)
     finally:
         # Also after an escalation: the port must not stay bound to a dead server.

@@ -24,10 +24,12 @@ SCRYPT_SLOTS = 2
 
 @attrs.frozen
 class Identity:
-    """Who a connection speaks for. `rooms` None means any room may be entered."""
+    """Who a connection speaks for. `rooms` None means any room may be entered;
+    `expires` (unix time) is when the token runs out, None when nothing does."""
 
     name: str | None = None
     rooms: tuple[int, ...] | None = None
+    expires: float | None = None
 
     def may_enter(self, room: int) -> bool:
         return self.rooms is None or room in self.rooms
@@ -71,7 +73,7 @@ class Gatekeeper:
             claims = tokens.verify(self.settings.auth_secret, token, now=time.time())
         except tokens.TokenError as error:
             raise AuthFailed(error.code, str(error)) from None
-        return Identity(name=claims.sub, rooms=claims.rooms)
+        return Identity(name=claims.sub, rooms=claims.rooms, expires=float(claims.exp))
 
     async def check_password(
         self,

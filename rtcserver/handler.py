@@ -22,7 +22,7 @@ import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from . import logsafe, phone, protocol
+from . import expiry, logsafe, phone, protocol
 from .actor import Actor
 from .auth import AuthFailed, Identity
 from .cluster.errors import ClusterUnavailable
@@ -119,6 +119,7 @@ async def websocket_init(state: ServerState, ws: WebSocketConnection, session: S
     """When the server wants to know who is connecting and the URL did not say, the
     first message must be AUTH. Nothing else is processed before it succeeds."""
     if session.identity is not None:
+        state.expiries.watch(session.actor, session.identity)  # token-expiry hook
         return True
     actor = session.actor
     timeout = state.settings.handshake_timeout
@@ -149,6 +150,7 @@ async def websocket_init(state: ServerState, ws: WebSocketConnection, session: S
             )
     except AuthFailed as failure:
         return _refuse(state, actor, ErrorCode(failure.code), failure.message)
+    state.expiries.watch(actor, session.identity)  # token-expiry hook
     actor.tell(protocol.encode(protocol.AuthReply(name=session.identity.name)))
     log_event(actor, "authenticated", user=session.identity.name)
     return True
@@ -208,6 +210,9 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
     """Act on one text frame. Synchronous: it cannot interleave with another."""
     registry = state.registry
     actor = session.actor
+    if expiry.expired(session.identity):
+        expiry.end(state, actor)  # the timer may not have woken yet: nothing more is done
+        return
     try:
         message = protocol.decode(text)
     except protocol.ProtocolError as error:
@@ -378,6 +383,7 @@ async def _write(actor: Actor, operation: Awaitable[None], timeout: float) -> bo
 def websocket_terminate(state: ServerState, actor: Actor) -> None:
     """The registration dies with the actor: leave the room, tell who remains."""
     state.actors.discard(actor)
+    state.expiries.forget(actor)
     actor.outbox.close()
     if actor.close_code is CloseCode.SLOW_CONSUMER:
         state.counters["mailbox-overflow"] += 1

@@ -19,6 +19,7 @@ from .actor import Actor
 from .auth import Gatekeeper
 from .calls import Switchboard
 from .config import Settings
+from .expiry import Expiries
 from .metrics import ServerMetrics
 from .registry import Registry
 from .rooms import Peer
@@ -46,6 +47,8 @@ class ServerState:
     _ring_changed: trio.Event = attrs.field(factory=trio.Event)
     metrics: ServerMetrics = attrs.field(factory=ServerMetrics.create)
     cluster: Cluster | None = None  # set in cluster mode
+    # Token-authenticated actors and when their tokens expire (expiry.py).
+    expiries: Expiries = attrs.field(factory=Expiries)
 
     def ring_timer_event(self) -> trio.Event:
         if self._ring_changed.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import trio
 import trio.testing
 import trustme
 
-from rtcserver import calls, logsafe, lookalike, passwords, protocol
+from rtcserver import calls, logsafe, lookalike, passwords, protocol, tokens
 from rtcserver.auth import AuthFailed, Gatekeeper
 from tests.conftest import StartServer, settings_for_tests
 from tests.support.client import connect, make_pair
@@ -284,3 +285,38 @@ async def test_a_name_that_looks_like_a_logged_in_one_is_taken(
             assert reply["success"] is False and expected in reply["reason"], reply
         # The plain name is still free for a real alice.
         await login(stack, url, "alice")
+
+
+# ------------------------------------------------------------------ item 5
+
+SECRET = "s" * 40
+
+
+def short_token(seconds: int, **claims: object) -> str:
+    return tokens.mint(SECRET, tokens.Claims(exp=int(time.time()) + seconds, **claims))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("where", ["url", "auth-message"])
+async def test_a_connection_ends_when_its_token_expires(
+    start_server: StartServer, where: str
+) -> None:
+    server = await start_server(auth_secret=SECRET)
+    base = f"ws://127.0.0.1:{server.port}/ws"
+    token = short_token(2, sub="dora")
+    peer_token = short_token(600)
+    async with contextlib.AsyncExitStack() as stack:
+        url = f"{base}?token={token}" if where == "url" else base
+        client = await stack.enter_async_context(connect(url))
+        if where == "auth-message":
+            await client.send({"type": "AUTH", "token": token})
+            await client.expect("AUTH")
+        peer = await stack.enter_async_context(connect(f"{base}?token={peer_token}"))
+        room = await client.create_room()
+        await peer.send({"type": "ENTERROOM", "value": room})
+        await client.expect("PEERJOINED")
+        # At `exp` the server says why and closes; nothing is granted after it.
+        error = await client.expect("ERROR", timeout=10)
+        assert error["code"] == "token-expired"
+        assert (await client.expect_close()).code == 1008
+        await peer.expect("PEERLEFT")
+    assert len(server.state.expiries) == 0
