@@ -14,6 +14,7 @@ import ssl
 import attrs
 import trio
 
+from . import limits
 from .config import Settings
 from .expiry import expiry_timer
 from .http import handle_connection
@@ -70,6 +71,8 @@ async def serve(
     settings: Settings, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run the server until `Server.shutdown()` (or a supervisor escalation) ends it."""
+    limits.quiet_accept_errors()
+    settings = limits.fit_file_limit(settings)
     state = ServerState.create(settings)
     supervisor = Supervisor()
     listeners = await open_listeners(settings)

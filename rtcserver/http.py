@@ -8,6 +8,7 @@ refusal carries its answer: 400 names the parse error, 404, 405, 408, 503.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import http
@@ -27,7 +28,7 @@ import trio_websocket
 
 from . import logsafe, metrics, static
 from .actor import Actor, next_actor_id
-from .auth import ANONYMOUS, AuthFailed, Identity, origin_allowed
+from .auth import ANONYMOUS, AuthFailed, Identity, address_host, origin_allowed
 from .config import ice_config
 from .handler import run_actor
 from .state import ServerState
@@ -268,14 +269,24 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
     # One deadline for the head and the upgrade together; shutdown cancels it too.
     deadline = trio.current_time() + settings.handshake_timeout
     try:
-        with state.handshaking(deadline) as head_deadline:
-            try:
-                head = await read_head(stream)
-            except BadRequest as bad:
-                await send_and_linger(stream, text_response(bad.status, bad.reason))
-                return
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
+        peer_host = address_host(peer_address(stream))
+        refusal = early_refusal(state, peer_host)
+        if refusal is not None:
+            await send_and_close(stream, refusal)
+            return
+        with contextlib.ExitStack() as holding:
+            if not settings.trust_proxy:  # behind a proxy, every client has its address
+                holding.enter_context(
+                    state.per_address.hold(state.per_address.handshaking, peer_host)
+                )
+            with state.handshaking(deadline) as head_deadline:
+                try:
+                    head = await read_head(stream)
+                except BadRequest as bad:
+                    await send_and_linger(stream, text_response(bad.status, bad.reason))
+                    return
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
         if head_deadline.cancelled_caught:
             if state.shutting_down:
                 await send_and_linger(stream, text_response(503, "server is shutting down"))
@@ -290,27 +301,87 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
         if head is None:
             return
         request, raw = head
-        if state.shutting_down:
-            await send_and_linger(stream, text_response(503, "server is shutting down"))
+        refusal = head_refusal(state, stream, request)
+        if refusal is not None:
+            await send_and_linger(stream, refusal)
             return
-        if state.connections > settings.max_connections:
-            state.counters["refused:max-connections"] += 1
-            await send_and_linger(
-                stream,
-                text_response(
-                    503,
-                    f"too many connections (limit {settings.max_connections})",
-                    extra=[("Retry-After", "5")],
-                ),
-            )
+        address = address_host(client_address(stream, request, settings.trust_proxy))
+        if state.per_address.open[address] >= settings.max_connections_per_address:
+            state.counters["refused:max-connections-per-address"] += 1
+            await send_and_linger(stream, too_many(settings.max_connections_per_address, "address"))
             return
-        if is_websocket_upgrade(request):
-            await serve_websocket(state, stream, request, raw, deadline)
-        else:
-            await send_and_linger(stream, await plain_http(state, request))
+        with state.per_address.hold(state.per_address.open, address):
+            if is_websocket_upgrade(request):
+                await serve_websocket(state, stream, request, raw, deadline)
+            else:
+                await send_and_linger(stream, await plain_http(state, request))
     finally:
         state.connection_closed()
         await trio.aclose_forcefully(stream)
+
+
+def too_many(limit: int, per: str) -> bytes:
+    return text_response(
+        503, f"too many connections (limit {limit} per {per})", extra=[("Retry-After", "5")]
+    )
+
+
+def early_refusal(state: ServerState, peer_host: str) -> bytes | None:
+    """The answer to a connection refused before its head is read, or None. Such a
+    connection is answered at once: waiting for its head is what a flood wants."""
+    settings = state.settings
+    if state.shutting_down:
+        return text_response(503, "server is shutting down")
+    if state.connections > settings.max_connections:
+        state.counters["refused:max-connections"] += 1
+        return text_response(
+            503,
+            f"too many connections (limit {settings.max_connections})",
+            extra=[("Retry-After", "5")],
+        )
+    if (
+        not settings.trust_proxy
+        and state.per_address.handshaking[peer_host] >= settings.max_handshakes_per_address
+    ):
+        state.counters["refused:max-handshakes-per-address"] += 1
+        return too_many(settings.max_handshakes_per_address, "address still sending its request")
+    return None
+
+
+def head_refusal(state: ServerState, stream: trio.abc.Stream, request: h11.Request) -> bytes | None:
+    """The answer to a request refused on its head alone (shutdown, the connection
+    limit, an unknown Host), or None."""
+    settings = state.settings
+    if state.shutting_down:
+        return text_response(503, "server is shutting down")
+    if state.connections > settings.max_connections:
+        state.counters["refused:max-connections"] += 1
+        return text_response(
+            503,
+            f"too many connections (limit {settings.max_connections})",
+            extra=[("Retry-After", "5")],
+        )
+    host = header(request, b"host")
+    if not state.hosts.allows(host):
+        state.counters["refused:host"] += 1
+        log.info(
+            "addr=%s event=refused status=421 host=%s",
+            client_address(stream, request, settings.trust_proxy),
+            logsafe.clean(host),
+        )
+        return text_response(421, "unknown host: see --allowed-hosts")
+    return None
+
+
+async def send_and_close(stream: trio.abc.Stream, data: bytes) -> None:
+    """Send a refusal at once and close, without waiting for what the client sends."""
+    with trio.move_on_after(LINGER_TIMEOUT):
+        try:
+            await stream.send_all(data)
+            if isinstance(stream, trio.SocketStream):
+                await stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
 
 
 async def serve_websocket(

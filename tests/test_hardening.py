@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import ssl
 import time
 from pathlib import Path
@@ -13,8 +14,9 @@ import trio
 import trio.testing
 import trustme
 
-from rtcserver import calls, logsafe, lookalike, passwords, protocol, tokens
+from rtcserver import calls, limits, logsafe, lookalike, passwords, protocol, tokens
 from rtcserver.auth import AuthFailed, Gatekeeper
+from rtcserver.hosts import HostAllowList
 from tests.conftest import StartServer, settings_for_tests
 from tests.support.client import connect, make_pair
 from tests.test_http import body_of, get, header_of, http_exchange, status_of
@@ -320,3 +322,137 @@ async def test_a_connection_ends_when_its_token_expires(
         assert (await client.expect_close()).code == 1008
         await peer.expect("PEERLEFT")
     assert len(server.state.expiries) == 0
+
+
+# ------------------------------------------------------------------ item 4
+
+
+async def exchange_from(source: str, port: int, request: bytes) -> bytes:
+    """Like http_exchange, from another loopback address (127.0.0.0/8 is all ours)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port, local_address=source)
+    async with stream:
+        await stream.send_all(request)
+        data = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    return data
+
+
+async def test_one_address_with_half_sent_heads_cannot_keep_others_out(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(
+        max_connections=20, max_handshakes_per_address=5, handshake_timeout=60
+    )
+    port = server.port
+    async with contextlib.AsyncExitStack() as stack:
+        slow: list[trio.SocketStream] = []
+        for _ in range(5):  # the most one address may have in its head at once
+            stream = await stack.enter_async_context(await trio.open_tcp_stream("127.0.0.1", port))
+            await stream.send_all(b"GET / HTTP/1.1\r\n")  # ...and never the rest
+            slow.append(stream)
+        with trio.fail_after(5):
+            while server.state.per_address.handshaking["127.0.0.1"] < 5:
+                await trio.testing.wait_all_tasks_blocked()
+        # More of them are refused at once, not after the handshake timeout...
+        for _ in range(30):
+            with trio.fail_after(5):
+                response = await http_exchange(port, b"GET / HTTP/1.1\r\n")
+            assert status_of(response) == 503
+        # ...and another address is served while the flood goes on.
+        response = await exchange_from("127.0.0.2", port, get("/healthz"))
+        assert status_of(response) == 200
+    assert server.state.counters["refused:max-handshakes-per-address"] == 30
+
+
+async def test_open_connections_per_address_follow_the_trusted_proxy(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(trust_proxy=True, max_connections_per_address=2)
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    alice = [("X-Forwarded-For", "198.51.100.1")]
+    async with connect(url, extra_headers=alice) as a, connect(url, extra_headers=alice) as b:
+        await a.create_room()
+        await b.create_room()
+        response = await http_exchange(
+            server.port, get("/healthz", extra="X-Forwarded-For: 198.51.100.1\r\n")
+        )
+        assert status_of(response) == 503
+        assert b"per address" in body_of(response)
+        other = [("X-Forwarded-For", "198.51.100.2")]
+        async with connect(url, extra_headers=other) as c:
+            assert await c.create_room() > 0
+
+
+def test_max_connections_is_fitted_to_the_open_files_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+        fitted = limits.fit_file_limit(settings_for_tests(max_connections=500))
+        assert fitted.max_connections == 500  # fits once the soft limit is raised
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 500
+        too_many = 10 * hard if hard != resource.RLIM_INFINITY else None
+        if too_many is not None:
+            capped = limits.fit_file_limit(settings_for_tests(max_connections=too_many))
+            assert 1 <= capped.max_connections < hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# ------------------------------------------------------------------ DNS rebinding
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost:{port}", True),
+        ("127.0.0.1:{port}", True),
+        ("192.168.1.20:{port}", True),  # a LAN address cannot be rebound
+        ("[::1]:{port}", True),
+        ("myserver:{port}", True),  # single-label: not a public name
+        ("call.example.org", True),  # --allowed-hosts
+        ("evil.example:{port}", False),
+        ("localhost.evil.example", False),
+    ],
+)
+async def test_unknown_host_names_are_refused(
+    start_server: StartServer, host: str, allowed: bool
+) -> None:
+    server = await start_server(allowed_hosts=("call.example.org",))
+    host = host.format(port=server.port)
+    origin = f"http://{host}"
+    ws_request = (
+        f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    for request in (ws_request, f"GET /config.json HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        async with stream:
+            await stream.send_all(request)
+            data = b""
+            with trio.fail_after(5):
+                while b"\r\n\r\n" not in data:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        assert (status_of(data) != 421) is allowed, (request, data[:80])
+
+
+def test_certificate_names_and_allowed_origins_are_allowed_hosts(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    leaf = ca.issue_cert("call.example.org", "10.0.0.5")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    settings = settings_for_tests(
+        tls_cert=str(cert), tls_key=str(key), allowed_origins=("https://app.example.net",)
+    )
+    hosts = HostAllowList.from_settings(settings)
+    assert hosts.allows("call.example.org:443")
+    assert hosts.allows("app.example.net")
+    assert not hosts.allows("evil.example")
+    proxied = HostAllowList.from_settings(settings_for_tests(trust_proxy=True))
+    assert proxied.allows("evil.example")  # the proxy's server_name decides
