@@ -456,3 +456,29 @@ def test_certificate_names_and_allowed_origins_are_allowed_hosts(tmp_path: Path)
     assert not hosts.allows("evil.example")
     proxied = HostAllowList.from_settings(settings_for_tests(trust_proxy=True))
     assert proxied.allows("evil.example")  # the proxy's server_name decides
+
+
+async def test_a_flood_of_auth_and_disconnect_from_one_address_costs_a_bounded_number_of_hashes(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    users_file = tmp_path / "users"
+    passwords.save_users(users_file, users_with("carol", "correct horse"))
+    server = await start_server(users_file=str(users_file), trust_proxy=True)
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    flood = [("X-Forwarded-For", "198.51.100.66")]
+    gatekeeper = server.state.gatekeeper
+
+    async def hit_and_run(i: int) -> None:
+        async with connect(url, extra_headers=flood) as client:
+            await client.send({"type": "AUTH", "name": f"nobody{i}", "password": "x"})
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for i in range(60):
+                nursery.start_soon(hit_and_run, i)
+        # A real user elsewhere gets in, behind at most one address's bucket of checks.
+        async with connect(url, extra_headers=[("X-Forwarded-For", "203.0.113.5")]) as carol:
+            await carol.send({"type": "AUTH", "name": "carol", "password": "correct horse"})
+            assert (await carol.expect("AUTH", timeout=20))["name"] == "carol"
+    burst = passwords.PER_ADDRESS_LIMIT.burst
+    assert gatekeeper.hashed <= burst + 1  # the flood's bucket, and carol
