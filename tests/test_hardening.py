@@ -19,6 +19,7 @@ from rtcserver.auth import AuthFailed, Gatekeeper
 from rtcserver.hosts import HostAllowList
 from tests.conftest import StartServer, settings_for_tests
 from tests.support.client import connect, make_pair
+from tests.support.process import running_server
 from tests.test_http import body_of, get, header_of, http_exchange, status_of
 from tests.test_phone import login
 from tests.test_security import http_get
@@ -482,3 +483,20 @@ async def test_a_flood_of_auth_and_disconnect_from_one_address_costs_a_bounded_n
             assert (await carol.expect("AUTH", timeout=20))["name"] == "carol"
     burst = passwords.PER_ADDRESS_LIMIT.burst
     assert gatekeeper.hashed <= burst + 1  # the flood's bucket, and carol
+
+
+async def test_past_a_small_open_files_limit_clients_get_503_not_tracebacks() -> None:
+    with running_server(wrapper=("prlimit", "--nofile=160:160")) as proc:
+        out = proc.wait_for_output(rb"max-connections-capped", timeout=10).decode()
+        capped = int(out.split("capped=", 1)[1].split()[0])
+        assert capped < 160
+        statuses: list[int] = []
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(capped + 1):  # every place taken by a head that never ends
+                stream = await trio.open_tcp_stream("127.0.0.1", proc.port)
+                await stack.enter_async_context(stream)
+                await stream.send_all(b"GET / HTTP/1.1\r\n")
+            for _ in range(20):  # the excess: a 503 within the descriptor budget, no EMFILE
+                statuses.append(status_of(await http_exchange(proc.port, get("/healthz"))))
+        assert set(statuses) == {503}
+        assert b"Traceback" not in proc.read_output()

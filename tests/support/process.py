@@ -92,10 +92,24 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def running_server(
-    *args: str, env: dict[str, str] | None = None, startup_timeout: float = 15.0
+    *args: str,
+    env: dict[str, str] | None = None,
+    startup_timeout: float = 15.0,
+    wrapper: tuple[str, ...] = (),
 ) -> Iterator[ServerProcess]:
-    """Start `python -m rtcserver --host 127.0.0.1 --port 0 ARGS`, yield it, stop it."""
-    cmd = [sys.executable, "-m", "rtcserver", "--host", "127.0.0.1", "--port", "0", *args]
+    """Start `python -m rtcserver --host 127.0.0.1 --port 0 ARGS`, yield it, stop it.
+    `wrapper` runs it under another command (`prlimit --nofile=...`, say)."""
+    cmd = [
+        *wrapper,
+        sys.executable,
+        "-m",
+        "rtcserver",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *args,
+    ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env
