@@ -39,6 +39,7 @@ MAX_HEAD_SIZE: Final = 16 * 1024
 # A read size that takes a whole SDP offer in one system call.
 RECEIVE_BUFFER: Final = 64 * 1024
 LINGER_TIMEOUT: Final = 1.0
+EARLY_LINGER: Final = 0.2
 
 # The pages load only their own scripts and styles (no inline script anywhere), talk
 # only to this server, and may not be framed: an injected script or a clickjacking
@@ -374,12 +375,16 @@ def head_refusal(state: ServerState, stream: trio.abc.Stream, request: h11.Reque
 
 
 async def send_and_close(stream: trio.abc.Stream, data: bytes) -> None:
-    """Send a refusal at once and close, without waiting for what the client sends."""
-    with trio.move_on_after(LINGER_TIMEOUT):
+    """Send a refusal at once and close after a short drain (`EARLY_LINGER`): long
+    enough that a client which already sent its request gets the answer, not a RST;
+    short enough that a flood of refused connections holds few descriptors."""
+    with trio.move_on_after(EARLY_LINGER):
         try:
             await stream.send_all(data)
             if isinstance(stream, trio.SocketStream):
                 await stream.send_eof()
+            while await stream.receive_some(8192):
+                pass
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
 
