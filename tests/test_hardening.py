@@ -15,7 +15,9 @@ import trio.testing
 import trustme
 
 from rtcserver import calls, limits, logsafe, lookalike, passwords, protocol, tokens
-from rtcserver.auth import AuthFailed, Gatekeeper
+from rtcserver.actor import Actor
+from rtcserver.auth import AuthFailed, Gatekeeper, Identity
+from rtcserver.expiry import Expiries
 from rtcserver.hosts import HostAllowList
 from tests.conftest import StartServer, settings_for_tests
 from tests.support.client import connect, make_pair
@@ -500,3 +502,19 @@ async def test_past_a_small_open_files_limit_clients_get_503_not_tracebacks() ->
                 statuses.append(status_of(await http_exchange(proc.port, get("/healthz"))))
         assert set(statuses) == {503}
         assert b"Traceback" not in proc.read_output()
+
+
+async def test_expiries_come_due_in_order_and_forgotten_ones_never() -> None:
+    expiries = Expiries()
+    now = time.time()
+    actors = [Actor(id=i, address="127.0.0.1:1", mailbox_size=4) for i in range(3)]
+    expiries.watch(actors[0], Identity(expires=now + 30))
+    expiries.watch(actors[1], Identity(expires=now + 10))
+    expiries.watch(actors[2], Identity(expires=now + 20))
+    expiries.watch(actors[2], Identity())  # no expiry: nothing changes for it
+    expiries.forget(actors[1])
+    clock = trio.current_time()
+    assert expiries.due(clock) == []
+    assert expiries.due(clock + 25) == [actors[2]]
+    assert expiries.due(clock + 35) == [actors[0]]
+    assert len(expiries) == 0 and expiries.next_deadline() is None
