@@ -14,7 +14,9 @@ import ssl
 import attrs
 import trio
 
+from . import limits
 from .config import Settings
+from .expiry import expiry_timer
 from .http import handle_connection
 from .keepalive import keepalive
 from .phone import ring_timer
@@ -70,6 +72,8 @@ async def serve(
     settings: Settings, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run the server until `Server.shutdown()` (or a supervisor escalation) ends it."""
+    limits.quiet_accept_errors()
+    settings = limits.fit_file_limit(settings)
     state = ServerState.create(settings)
     supervisor = Supervisor()
     listeners = await open_listeners(settings)
@@ -107,6 +111,7 @@ async def serve(
                 settings.keepalive_interval,
                 settings.keepalive_timeout,
             )
+            nursery.start_soon(supervisor.permanent, "token-expiry", expiry_timer, state)
             task_status.started(server)
     finally:
         # Also after an escalation: the port must not stay bound to a dead server.

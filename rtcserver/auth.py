@@ -8,6 +8,7 @@ the `code` of `AuthFailed` is what the client is told (HTTP 401 body or ERROR co
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from . import passwords, tokens
 from .config import Settings
 
 # scrypt costs ~0.1 s of CPU and 32 MiB per check: at most two at once, off the loop.
-_SCRYPT_SLOTS = trio.CapacityLimiter(2)
+SCRYPT_SLOTS = 2
 
 
 @attrs.frozen
@@ -35,6 +36,7 @@ class Identity:
 
     name: str | None = None
     rooms: tuple[int, ...] | None = None
+    expires: float | None = None  # unix time the token runs out; None: never
     any_name: bool = False  # authentication is off: LOGIN may claim any free name
 
     def may_enter(self, room: int) -> bool:
@@ -72,6 +74,12 @@ class Gatekeeper:
     settings: Settings
     users: passwords.Users | None = None
     throttle: passwords.LoginThrottle = attrs.field(factory=passwords.LoginThrottle)
+    hash_slots: trio.CapacityLimiter = attrs.field(
+        factory=lambda: trio.CapacityLimiter(SCRYPT_SLOTS)
+    )
+    # Password checks run, and those skipped because their client had gone (metrics).
+    hashed: int = 0
+    abandoned: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gatekeeper:
@@ -89,24 +97,49 @@ class Gatekeeper:
             claims = tokens.verify(self.settings.auth_secret, token, now=time.time())
         except tokens.TokenError as error:
             raise AuthFailed(error.code, str(error)) from None
-        return Identity(name=claims.sub, rooms=claims.rooms)
+        return Identity(name=claims.sub, rooms=claims.rooms, expires=float(claims.exp))
 
-    async def check_password(self, name: object, password: object, address: str) -> Identity:
+    async def check_password(
+        self,
+        name: object,
+        password: object,
+        address: str,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> Identity:
+        """Check a name and password. The attempt is reserved in the throttle before
+        anything is hashed, so checks still waiting count against the limits (and
+        bound the queue: one address can have at most its bucket's burst waiting).
+        `connected` is asked once a hashing slot is free: a client that has left by
+        then costs no scrypt."""
         if self.users is None:
             raise AuthFailed("auth-failed", "this server has no users file")
         if not isinstance(name, str) or not isinstance(password, str):
             raise AuthFailed("auth-failed", "AUTH needs a string name and password")
-        host = address.rsplit(":", 1)[0]
-        wait = self.throttle.retry_after(name, host, trio.current_time())
+        host = address_host(address)
+        wait = self.throttle.reserve(name, host, trio.current_time())
         if wait > 0:
             raise AuthFailed("auth-throttled", f"too many failed logins: retry in {wait:.0f}s")
         users = self.users
-        ok = await trio.to_thread.run_sync(users.verify, name, password, limiter=_SCRYPT_SLOTS)
+        async with self.hash_slots:
+            if not connected():
+                self.abandoned += 1
+                raise AuthFailed("auth-failed", "the connection closed before the check")
+            self.hashed += 1
+            ok = await trio.to_thread.run_sync(users.verify, name, password)
         if not ok:
-            self.throttle.failed(name, host, trio.current_time())
             raise AuthFailed("auth-failed", "unknown name or wrong password")
-        self.throttle.succeeded(name, host, trio.current_time())
+        self.throttle.released(name, host, trio.current_time())
         return Identity(name=name)
+
+
+def address_host(address: str) -> str:
+    """The host part of a client address: `1.2.3.4:5` -> `1.2.3.4`, `[::1]:5` -> `::1`;
+    a bare address (from X-Forwarded-For) is returned as it is."""
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    if address.count(":") == 1:
+        return address.partition(":")[0]
+    return address
 
 
 def _netloc(origin_or_host: str, scheme: str) -> str:

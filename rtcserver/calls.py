@@ -19,6 +19,8 @@ from typing import Final, TypeAlias, final
 
 import attrs
 
+from . import lookalike
+
 # --- names -------------------------------------------------------------------------
 
 NAME_MAX_LENGTH: Final = 32
@@ -37,8 +39,11 @@ def validate_name(name: str) -> str | None:
     digit. It must already be in Unicode NFC, so two names that look alike are the same
     string. Spaces, symbols, control characters and format characters are refused. The
     format characters include zero-width joiners and bidi overrides, which can make one
-    name pass for another. Names are plain text and never HTML: clients must insert them
-    with `textContent`.
+    name pass for another. Compatibility characters (full-width letters, ligatures:
+    NFKC differs from NFC) are refused, and so are names that mix scripts
+    (`lookalike.is_mixed_script`: Latin with a Cyrillic `а`). Whether a name looks like
+    one already logged in is the registry's call (TR39 skeletons). Names are plain
+    text and never HTML: clients must insert them with `textContent`.
     """
     if not name:
         return "name is empty"
@@ -59,6 +64,16 @@ def validate_name(name: str) -> str | None:
             # Quote the code point, not the character: it may be invisible.
             return f"character U+{ord(char):04X} is not allowed at position {position + 1}"
         previous = category
+    for position, char in enumerate(name):
+        if unicodedata.normalize("NFKC", char) != char:
+            # Full-width letters, ligatures: each has a plain form it passes for.
+            return (
+                f"character U+{ord(char):04X} at position {position + 1} is a compatibility "
+                "character (full-width, ligature...): use its plain form"
+            )
+    if lookalike.is_mixed_script(name):
+        used = ", ".join(sorted(s.title() for s in lookalike.scripts(name)))
+        return f"name mixes scripts ({used}): use one"
     return None
 
 

@@ -73,7 +73,22 @@ class Settings:
     handshake_timeout: float = _opt(
         10.0, "seconds a client has to send its HTTP request head and finish the upgrade"
     )
-    max_connections: int = _opt(10000, "open TCP connections at most; the excess gets HTTP 503")
+    max_connections: int = _opt(
+        10000,
+        "open TCP connections at most; the excess gets HTTP 503 (lowered at start when the "
+        "open-files limit cannot hold it)",
+    )
+    max_connections_per_address: int = _opt(
+        8000,
+        "open connections from one client address (with --trust-proxy, the X-Forwarded-For "
+        "address); the excess gets HTTP 503. Below max_connections, so one address cannot "
+        "take every place; far above what an office behind one NAT opens",
+    )
+    max_handshakes_per_address: int = _opt(
+        256,
+        "connections from one peer address still sending their request head; the excess is "
+        "refused at once with HTTP 503 (not applied with --trust-proxy: the proxy reads heads)",
+    )
     rate_limit: float = _opt(
         100.0, "messages per second one connection may send on average (0: no limit)"
     )
@@ -121,8 +136,17 @@ class Settings:
         "browser origins allowed besides the server's own (e.g. https://app.example.org); "
         "others get 403",
     )
+    allowed_hosts: tuple[str, ...] = _tuple_opt(
+        (),
+        "Host names served besides IP addresses, localhost, this machine's names, the TLS "
+        "certificate's names and --allowed-origins' hosts (*.example.org for subdomains, * "
+        "for any); other names get 421 (DNS rebinding). With --trust-proxy and none given: any",
+    )
     require_origin: bool = _opt(
         False, "refuse WebSocket clients that send no Origin header (tools, native apps)"
+    )
+    metrics_token: str = _opt(
+        "", "when set, /metrics answers only requests with `Authorization: Bearer <token>`"
     )
     redis: str = _opt(
         "",
@@ -261,6 +285,8 @@ def validate(settings: Settings) -> str | None:
         "max_message_size",
         "mailbox_size",
         "max_connections",
+        "max_connections_per_address",
+        "max_handshakes_per_address",
         "room_capacity",
         "bus_queue_size",
     ):

@@ -16,6 +16,7 @@ and per-message cancel scopes cost about twice the CPU per message of this loop.
 from __future__ import annotations
 
 import logging
+import select
 from typing import Final, final
 
 import trio
@@ -126,6 +127,22 @@ class WebSocket:
     @property
     def open(self) -> bool:
         return self.protocol.state is _OPEN
+
+    def peer_gone(self) -> bool:
+        """Whether the client has closed or reset the connection, asked without reading
+        (the reader may be busy, e.g. waiting for a password check): the kernel's
+        hang-up flags on the socket (Linux POLLRDHUP; elsewhere only a reset shows)."""
+        if self.protocol.state is not _OPEN:
+            return True
+        stream = self.stream
+        while isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        if not isinstance(stream, trio.SocketStream):
+            return False
+        gone = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR
+        poller = select.poll()
+        poller.register(stream.socket.fileno(), gone)
+        return any(events & gone for _, events in poller.poll(0))
 
     def close_received(self) -> tuple[int, str] | None:
         close = self.protocol.close_rcvd

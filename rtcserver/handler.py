@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import trio
 
-from . import phone, protocol
+from . import expiry, logsafe, phone, protocol
 from .actor import Actor
 from .auth import AuthFailed, Identity
 from .cluster.errors import ClusterUnavailable
@@ -54,7 +54,8 @@ class Session:
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:
-    details = "".join(f" {key}={value}" for key, value in extra.items())
+    # Values may come from the client (a token's `sub`, a close reason): clean them.
+    details = "".join(f" {key}={logsafe.clean(value)}" for key, value in extra.items())
     log.info(
         "conn=%d addr=%s room=%s event=%s%s",
         actor.id,
@@ -124,6 +125,7 @@ async def websocket_init(
     Returns the messages read behind AUTH (to be handled next, in order), or None
     when the connection is to end."""
     if session.identity is not None:
+        state.expiries.watch(session.actor, session.identity)  # token-expiry hook
         return []
     actor = session.actor
     timeout = state.settings.handshake_timeout
@@ -156,21 +158,26 @@ async def websocket_init(
             session.identity = gatekeeper.check_token(token if isinstance(token, str) else None)
         else:
             session.identity = await gatekeeper.check_password(
-                fields.get("name"), fields.get("password"), actor.address
+                fields.get("name"), fields.get("password"), actor.address, connected(ws)
             )
     except AuthFailed as failure:
         _refuse(state, actor, ErrorCode(failure.code), failure.message)
         return None
+    state.expiries.watch(actor, session.identity)  # token-expiry hook
     actor.tell(protocol.encode(protocol.AuthReply(name=session.identity.name)))
     log_event(actor, "authenticated", user=session.identity.name)
     return rest
 
 
-def _refuse(state: ServerState, actor: Actor, code: ErrorCode, message: str) -> bool:
+def connected(ws: WebSocket) -> Callable[[], bool]:
+    """Whether the client is still there (asked before a password is hashed for it)."""
+    return lambda: not ws.peer_gone()
+
+
+def _refuse(state: ServerState, actor: Actor, code: ErrorCode, message: str) -> None:
     _reply_error(state, actor, code, message)
     actor.close_code, actor.close_reason = CloseCode.POLICY_VIOLATION, code.value
     log_event(actor, "auth-refused", code=code.value)
-    return False
 
 
 # ------------------------------------------------------------------ reader
@@ -223,6 +230,9 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
     """Act on one text frame. Synchronous: it cannot interleave with another."""
     registry = state.registry
     actor = session.actor
+    if expiry.expired(session.identity):
+        expiry.end(state, actor)  # the timer may not have woken yet: nothing more is done
+        return
     try:
         message = protocol.decode(text)
     except protocol.ProtocolError as error:
@@ -389,6 +399,7 @@ async def _write(actor: Actor, operation: Awaitable[None], timeout: float) -> bo
 def websocket_terminate(state: ServerState, actor: Actor) -> None:
     """The registration dies with the actor: leave the room, tell who remains."""
     state.actors.discard(actor)
+    state.expiries.forget(actor)
     if actor.close_code is CloseCode.SLOW_CONSUMER:
         state.counters["mailbox-overflow"] += 1
     departure, name = state.registry.forget(actor)

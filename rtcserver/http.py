@@ -8,7 +8,11 @@ refusal carries its answer: 400 names the parse error, 404, 405, 408, 503.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hmac
 import http
+import ipaddress
 import logging
 import secrets
 import time
@@ -21,9 +25,9 @@ import h11
 import orjson
 import trio
 
-from . import engine, metrics, static
+from . import engine, logsafe, metrics, static
 from .actor import Actor, next_actor_id
-from .auth import ANONYMOUS, AuthFailed, Identity, origin_allowed
+from .auth import ANONYMOUS, AuthFailed, Identity, address_host, origin_allowed
 from .config import ice_config
 from .handler import run_actor
 from .state import ServerState
@@ -32,12 +36,44 @@ log = logging.getLogger("rtcserver.http")
 
 MAX_HEAD_SIZE: Final = 16 * 1024
 LINGER_TIMEOUT: Final = 1.0
+EARLY_LINGER: Final = 0.2
 
+# The pages load only their own scripts and styles (no inline script anywhere), talk
+# only to this server, and may not be framed: an injected script or a clickjacking
+# frame has nothing to work with.
+CONTENT_SECURITY_POLICY: Final = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 SECURITY_HEADERS: Final = [
     ("X-Content-Type-Options", "nosniff"),
     # The room number in the URL is the key to the room: never leak it in a Referer.
     ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Frame-Options", "DENY"),
+    ("Permissions-Policy", "camera=(self), microphone=(self), geolocation=(), payment=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
 ]
+# Sent over TLS only (a browser ignores it over plain HTTP): one year, this host only.
+HSTS_HEADER: Final = ("Strict-Transport-Security", "max-age=31536000")
+
+# Short, fixed answers for a request we cannot parse: the request itself is never
+# echoed back (it may hold anything), and h11's wording is an internal detail.
+BAD_REQUEST_TEXTS: Final = {
+    400: "malformed HTTP request",
+    431: "malformed HTTP request: the request head is too large",
+    505: "malformed HTTP request: only HTTP/1.0 and HTTP/1.1 are served",
+}
 
 
 class BadRequest(Exception):
@@ -55,7 +91,8 @@ async def read_head(stream: trio.abc.Stream) -> tuple[h11.Request, bytes] | None
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise BadRequest(exc.error_status_hint, f"malformed HTTP request: {exc}") from None
+            status = exc.error_status_hint if exc.error_status_hint in BAD_REQUEST_TEXTS else 400
+            raise BadRequest(status, BAD_REQUEST_TEXTS[status]) from None
         if event is h11.NEED_DATA:
             data = bytes(await stream.receive_some(8192))
             raw += data
@@ -63,8 +100,7 @@ async def read_head(stream: trio.abc.Stream) -> tuple[h11.Request, bytes] | None
             continue
         if isinstance(event, h11.Request):
             if event.http_version not in (b"1.0", b"1.1"):
-                version = event.http_version.decode("latin-1")
-                raise BadRequest(505, f"malformed HTTP request: unsupported HTTP/{version}")
+                raise BadRequest(505, BAD_REQUEST_TEXTS[505])
             return event, bytes(raw)
         return None  # ConnectionClosed before a whole head arrived
 
@@ -110,11 +146,23 @@ def websocket_refusal(request: h11.Request) -> bytes | None:
 
 
 def client_address(stream: trio.abc.Stream, request: h11.Request | None, trust_proxy: bool) -> str:
+    """The client's address for logs and per-address limits: `host:port` of the peer
+    (`[v6]:port`), or with `trust_proxy` the last X-Forwarded-For entry (what our own
+    proxy appended) when it is an IP address. Anything else there is the client's own
+    say, so it is ignored: it never reaches a log line or a limit's key."""
     if trust_proxy and request is not None:
         forwarded = header(request, b"x-forwarded-for")
         if forwarded:
-            # Our own proxy appends the address it saw; earlier entries are the client's say.
-            return forwarded.split(",")[-1].strip()
+            last = forwarded.split(",")[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                log.warning("event=bad-x-forwarded-for value=%s", logsafe.clean(last))
+    return peer_address(stream)
+
+
+def peer_address(stream: trio.abc.Stream) -> str:
+    """`host:port` (`[v6]:port`) of the TCP peer, or `?`."""
     while isinstance(stream, trio.SSLStream):
         stream = stream.transport_stream
     socket = getattr(stream, "socket", None)
@@ -125,8 +173,9 @@ def client_address(stream: trio.abc.Stream, request: h11.Request | None, trust_p
     except OSError:
         return "?"
     if isinstance(peer, tuple):
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return logsafe.clean(peer)
 
 
 def response(
@@ -135,8 +184,10 @@ def response(
     content_type: str = "text/plain; charset=utf-8",
     extra: Iterable[tuple[str, str]] = (),
     head_only: bool = False,
+    tls: bool = False,
 ) -> bytes:
-    """A complete HTTP/1.1 response that closes the connection."""
+    """A complete HTTP/1.1 response that closes the connection. Every response carries
+    the security headers (HSTS too when served over TLS)."""
     phrase = http.HTTPStatus(status).phrase
     lines = [
         f"HTTP/1.1 {status} {phrase}",
@@ -145,6 +196,7 @@ def response(
         "Connection: close",
         "Cache-Control: no-cache",
         *(f"{k}: {v}" for k, v in SECURITY_HEADERS),
+        *([f"{HSTS_HEADER[0]}: {HSTS_HEADER[1]}"] if tls else []),
         *(f"{k}: {v}" for k, v in extra),
     ]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -181,14 +233,24 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
     # One deadline for the head and the upgrade together; shutdown cancels it too.
     deadline = trio.current_time() + settings.handshake_timeout
     try:
-        with state.handshaking(deadline) as head_deadline:
-            try:
-                head = await read_head(stream)
-            except BadRequest as bad:
-                await send_and_linger(stream, text_response(bad.status, bad.reason))
-                return
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
+        peer_host = address_host(peer_address(stream))
+        refusal = early_refusal(state, peer_host)
+        if refusal is not None:
+            await send_and_close(stream, refusal)
+            return
+        with contextlib.ExitStack() as holding:
+            if not settings.trust_proxy:  # behind a proxy, every client has its address
+                holding.enter_context(
+                    state.per_address.hold(state.per_address.handshaking, peer_host)
+                )
+            with state.handshaking(deadline) as head_deadline:
+                try:
+                    head = await read_head(stream)
+                except BadRequest as bad:
+                    await send_and_linger(stream, text_response(bad.status, bad.reason))
+                    return
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
         if head_deadline.cancelled_caught:
             if state.shutting_down:
                 await send_and_linger(stream, text_response(503, "server is shutting down"))
@@ -203,32 +265,96 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
         if head is None:
             return
         request, raw = head
-        if state.shutting_down:
-            await send_and_linger(stream, text_response(503, "server is shutting down"))
+        refusal = head_refusal(state, stream, request)
+        if refusal is not None:
+            await send_and_linger(stream, refusal)
             return
-        if state.connections > settings.max_connections:
-            state.counters["refused:max-connections"] += 1
-            await send_and_linger(
-                stream,
-                text_response(
-                    503,
-                    f"too many connections (limit {settings.max_connections})",
-                    extra=[("Retry-After", "5")],
-                ),
-            )
+        address = address_host(client_address(stream, request, settings.trust_proxy))
+        if state.per_address.open[address] >= settings.max_connections_per_address:
+            state.counters["refused:max-connections-per-address"] += 1
+            await send_and_linger(stream, too_many(settings.max_connections_per_address, "address"))
             return
-        if is_websocket_upgrade(request):
-            opened = await open_websocket(state, stream, request, raw, deadline)
-            # Nothing of the handshake (the head, h11's request) outlives it: idle
-            # connections are most connections, and their memory is the cost.
-            del head, request, raw
-            if opened is not None:
-                await run_actor(state, *opened)
-        else:
-            await send_and_linger(stream, await plain_http(state, request))
+        with state.per_address.hold(state.per_address.open, address):
+            if is_websocket_upgrade(request):
+                opened = await open_websocket(state, stream, request, raw, deadline)
+                # Nothing of the handshake (the head, h11's request) outlives it: idle
+                # connections are most connections, and their memory is the cost.
+                del head, request, raw
+                if opened is not None:
+                    await run_actor(state, *opened)
+            else:
+                await send_and_linger(stream, await plain_http(state, request))
     finally:
         state.connection_closed()
         await trio.aclose_forcefully(stream)
+
+
+def too_many(limit: int, per: str) -> bytes:
+    return text_response(
+        503, f"too many connections (limit {limit} per {per})", extra=[("Retry-After", "5")]
+    )
+
+
+def early_refusal(state: ServerState, peer_host: str) -> bytes | None:
+    """The answer to a connection refused before its head is read, or None. Such a
+    connection is answered at once: waiting for its head is what a flood wants."""
+    settings = state.settings
+    if state.shutting_down:
+        return text_response(503, "server is shutting down")
+    if state.connections > settings.max_connections:
+        state.counters["refused:max-connections"] += 1
+        return text_response(
+            503,
+            f"too many connections (limit {settings.max_connections})",
+            extra=[("Retry-After", "5")],
+        )
+    if (
+        not settings.trust_proxy
+        and state.per_address.handshaking[peer_host] >= settings.max_handshakes_per_address
+    ):
+        state.counters["refused:max-handshakes-per-address"] += 1
+        return too_many(settings.max_handshakes_per_address, "address still sending its request")
+    return None
+
+
+def head_refusal(state: ServerState, stream: trio.abc.Stream, request: h11.Request) -> bytes | None:
+    """The answer to a request refused on its head alone (shutdown, the connection
+    limit, an unknown Host), or None."""
+    settings = state.settings
+    if state.shutting_down:
+        return text_response(503, "server is shutting down")
+    if state.connections > settings.max_connections:
+        state.counters["refused:max-connections"] += 1
+        return text_response(
+            503,
+            f"too many connections (limit {settings.max_connections})",
+            extra=[("Retry-After", "5")],
+        )
+    host = header(request, b"host")
+    if not state.hosts.allows(host):
+        state.counters["refused:host"] += 1
+        log.info(
+            "addr=%s event=refused status=421 host=%s",
+            client_address(stream, request, settings.trust_proxy),
+            logsafe.clean(host),
+        )
+        return text_response(421, "unknown host: see --allowed-hosts")
+    return None
+
+
+async def send_and_close(stream: trio.abc.Stream, data: bytes) -> None:
+    """Send a refusal at once and close after a short drain (`EARLY_LINGER`): long
+    enough that a client which already sent its request gets the answer, not a RST;
+    short enough that a flood of refused connections holds few descriptors."""
+    with trio.move_on_after(EARLY_LINGER):
+        try:
+            await stream.send_all(data)
+            if isinstance(stream, trio.SocketStream):
+                await stream.send_eof()
+            while await stream.receive_some(8192):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
 
 
 async def open_websocket(
@@ -247,8 +373,8 @@ async def open_websocket(
         origin, header(request, b"host"), settings.allowed_origins, settings.require_origin
     ):
         state.counters["refused:origin"] += 1
-        log.info("addr=%s event=refused status=403 origin=%r", address, origin)
-        await send_and_linger(stream, text_response(403, f"origin not allowed: {origin}"))
+        log.info("addr=%s event=refused status=403 origin=%s", address, logsafe.clean(origin))
+        await send_and_linger(stream, text_response(403, "origin not allowed"))
         return None
     identity: Identity | None = ANONYMOUS
     if state.gatekeeper.mode is not None:
@@ -291,6 +417,7 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
     target = request.target.decode("latin-1")
     path = target.split("?", 1)[0]
     head_only = method == b"HEAD"
+    tls = state.settings.tls
     if method not in (b"GET", b"HEAD"):
         return text_response(
             405, "only GET and HEAD are served here", extra=[("Allow", "GET, HEAD")]
@@ -306,18 +433,40 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
             health["node"] = state.cluster.node
             health["cluster"] = "up" if state.cluster.available else "down"
         body = orjson.dumps(health)
-        return response(200, body, "application/json", head_only=head_only)
+        return response(200, body, "application/json", head_only=head_only, tls=tls)
     if path == "/metrics":
-        return response(200, state.metrics.render(), metrics.CONTENT_TYPE, head_only=head_only)
+        if not metrics_allowed(state.settings.metrics_token, header(request, b"authorization")):
+            state.counters["refused:metrics-token"] += 1
+            return text_response(
+                401, "/metrics needs its bearer token", extra=[("WWW-Authenticate", "Bearer")]
+            )
+        body = state.metrics.render()
+        return response(200, body, metrics.CONTENT_TYPE, head_only=head_only, tls=tls)
     if path == "/config.json":
-        return response(
-            200, orjson.dumps(client_config(state)), "application/json", head_only=head_only
-        )
+        body = orjson.dumps(client_config(state))
+        return response(200, body, "application/json", head_only=head_only, tls=tls)
     file = static.resolve(state.settings.www, target)
     if file is None:
         return text_response(404, "not found", head_only=head_only)
-    body = await trio.Path(file).read_bytes()
-    return response(200, body, static.content_type(file), head_only=head_only)
+    try:
+        body = await trio.Path(file).read_bytes()
+    except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+            state.counters["refused:out-of-files"] += 1
+            return text_response(503, "server busy", extra=[("Retry-After", "5")])
+        return text_response(404, "not found", head_only=head_only)
+    return response(200, body, static.content_type(file), head_only=head_only, tls=tls)
+
+
+def metrics_allowed(token: str, authorization: str | None) -> bool:
+    """Whether a /metrics request may read: always without `--metrics-token`, else only
+    with `Authorization: Bearer <token>` (compared in constant time)."""
+    if not token:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 def client_config(state: ServerState) -> dict[str, object]:

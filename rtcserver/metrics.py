@@ -127,6 +127,16 @@ class _StateCollector:
             counters["mailbox-overflow"],
         )
         yield _counter("rtcserver_crashes", "connection actors that crashed", counters["crashes"])
+        yield _counter(
+            "rtcserver_password_checks",
+            "passwords hashed and checked (password mode)",
+            state.gatekeeper.hashed,
+        )
+        yield _counter(
+            "rtcserver_password_checks_skipped",
+            "password checks skipped because the client had left while it waited",
+            state.gatekeeper.abandoned,
+        )
         cluster = state.cluster
         if cluster is None:
             return

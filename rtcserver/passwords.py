@@ -290,9 +290,13 @@ class _Bucket:
 class LoginThrottle:
     """Decides whether a login attempt may be checked at all, from past failures.
 
-    Usage: `wait = throttle.retry_after(name, addr, now)`; if `wait > 0` refuse without
-    checking the password; else check it and report `failed` or `succeeded`. Pure and
-    synchronous: `now` is a monotonic clock reading passed in.
+    Usage: `wait = throttle.reserve(name, addr, now)`; if `wait > 0` refuse without
+    checking the password; else the attempt has already taken its token from both
+    buckets (so checks still pending count against the limit: 100 concurrent guesses
+    get 5 checks, not 100), check it, and on success call `released` (the address gets
+    its token back, the name's record is forgotten). A failure needs no further call.
+    `retry_after` + `failed` is the same without the reservation. Pure and synchronous:
+    `now` is a monotonic clock reading passed in.
 
     Memory is bounded by `max_tracked` keys: full buckets carry no information and are
     dropped first, then the oldest. Under a flood of distinct names or addresses beyond
@@ -310,6 +314,26 @@ class LoginThrottle:
             self._wait(("name", name), self.per_name, now),
             self._wait(("addr", address), self.per_address, now),
         )
+
+    def reserve(self, name: str, address: str, now: float) -> float:
+        """Take a token for an attempt about to be checked, before the check: 0 when it
+        may go ahead (its token is taken), else the seconds to wait (nothing taken)."""
+        wait = self.retry_after(name, address, now)
+        if wait == 0:
+            self.failed(name, address, now)
+        return wait
+
+    def released(self, name: str, address: str, now: float) -> None:
+        """A reserved attempt succeeded: forget the name's failures and give the address
+        back the token the attempt took (people behind one NAT logging in are no guessers)."""
+        self.succeeded(name, address, now)
+        key = ("addr", address)
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(
+                float(self.per_address.burst), self._level(key, self.per_address, now) + 1.0
+            )
+            bucket.updated = now
 
     def failed(self, name: str, address: str, now: float) -> None:
         self._take(("name", name), self.per_name, now)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import trio
 
-from . import calls, protocol
+from . import calls, logsafe, protocol
 from .actor import Actor
 from .auth import Identity
 from .protocol import ErrorCode
@@ -50,8 +50,12 @@ def login(
         names = state.cluster.names
         return lambda: names.login(actor, requested)
     if not registry.register_name(requested, actor):
+        if registry.actor_named(requested) is None and registry.name_like(requested):
+            return refuse("name taken: it looks like the name of someone logged in")
         return refuse("name taken")
-    log.info("conn=%d addr=%s event=login user=%s", actor.id, actor.address, requested)
+    log.info(
+        "conn=%d addr=%s event=login user=%s", actor.id, actor.address, logsafe.clean(requested)
+    )
     actor.tell(protocol.encode(protocol.LoginOk(name=requested)))
     if state.settings.directory:
         board = state.switchboard

@@ -33,6 +33,7 @@ class ErrorCode(enum.StrEnum):
     NO_PEER = "no-peer"  # a relay message while alone in the room: not delivered
     RATE_LIMITED = "rate-limited"  # over the message rate; dropped, close 1008 if it goes on
     FORBIDDEN = "forbidden"  # GETROOM with a token whose `rooms` claim lists the only rooms
+    RESERVED_TYPE = "reserved-type"  # a type only the server sends: not relayed
     # Cluster mode (--redis): an operation that needs Redis or another node failed.
     CLUSTER_UNAVAILABLE = "cluster-unavailable"  # Redis unreachable, or this node's lease lost
     PEER_UNREACHABLE = "peer-unreachable"  # the peer's node is not listening: not delivered
@@ -239,6 +240,29 @@ class Login:
     name: object
 
 
+# Types only the server sends. A peer could otherwise forge them through the relay (a
+# CONFIG naming its own TURN server, a PEERLEFT, an INCOMINGCALL), so they are refused.
+SERVER_ONLY_TYPES: Final = frozenset(
+    {
+        "PEERJOINED",
+        "PEERLEFT",
+        "WRONGROOM",
+        "ERROR",
+        "CONFIG",
+        "USERS",
+        "USERJOINED",
+        "USERLEFT",
+        "PRESENCE",
+        "RINGING",
+        "INCOMINGCALL",
+        "CALLACCEPTED",
+        "REJECTED",
+        "CANCELLED",
+        "NOANSWER",
+        "BUSY",
+    }
+)
+
 # Call control, handled by the server for logged-in connections (relayed otherwise).
 CALL_CONTROL: Final = frozenset({"CALL", "ACCEPT", "REJECT", "CANCEL", "HANGUP"})
 
@@ -298,6 +322,10 @@ def decode(text: str) -> ClientMessage:
         return Login(name=obj.get("name"))
     if kind in CALL_CONTROL:
         return CallControl(type=kind, fields=obj)
+    if kind in SERVER_ONLY_TYPES:
+        raise ProtocolError(
+            ErrorCode.RESERVED_TYPE, f"{kind!r} is sent by the server only: not relayed"
+        )
     return Relay(type=kind, fields=obj)
 
 

@@ -7,7 +7,8 @@ what (the peers that remain after a departure, the members that see a newcomer)
 and do the telling themselves.
 
 It also holds names (gproc's unique `n` keys, beside the rooms' `p` keys): a logged-in
-user's name maps to its actor, and no two live actors share one.
+user's name maps to its actor, and no two live actors share one, nor two names that
+look alike (equal TR39 skeletons, `lookalike.skeleton`: `alice` and Cyrillic `аlice`).
 
 "A registration dies with its actor" (invariant 1) is kept by the connection actor,
 which calls `forget` in the `finally` that ends its life; `forget` is idempotent.
@@ -21,6 +22,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
+from .lookalike import skeleton
 from .protocol import MAX_ROOM, WrongRoomReason
 
 A = TypeVar("A", bound=Hashable)
@@ -77,6 +79,7 @@ class Registry(Generic[A]):
         self._room_of: dict[A, int] = {}
         self._actor_named: dict[str, A] = {}
         self._name_of: dict[A, str] = {}
+        self._name_with_skeleton: dict[str, str] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -106,6 +109,10 @@ class Registry(Generic[A]):
 
     def name_of(self, actor: A) -> str | None:
         return self._name_of.get(actor)
+
+    def name_like(self, name: str) -> str | None:
+        """The logged-in name that `name` looks like (the same skeleton), if any."""
+        return self._name_with_skeleton.get(skeleton(name))
 
     def names(self) -> dict[str, A]:
         return dict(self._actor_named)
@@ -166,11 +173,13 @@ class Registry(Generic[A]):
 
     def register_name(self, name: str, actor: A) -> bool:
         """Claim `name` for `actor`. False if another live actor holds it, or `actor`
-        already has a name (one name per connection)."""
-        if name in self._actor_named or actor in self._name_of:
+        already has a name (one name per connection), or a live name looks like it."""
+        key = skeleton(name)
+        if name in self._actor_named or actor in self._name_of or key in self._name_with_skeleton:
             return False
         self._actor_named[name] = actor
         self._name_of[actor] = name
+        self._name_with_skeleton[key] = name
         return True
 
     def forget(self, actor: A) -> tuple[Departure[A] | None, str | None]:
@@ -178,4 +187,5 @@ class Registry(Generic[A]):
         name = self._name_of.pop(actor, None)
         if name is not None:
             del self._actor_named[name]
+            del self._name_with_skeleton[skeleton(name)]
         return self.depart(actor), name

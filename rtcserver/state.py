@@ -19,6 +19,9 @@ from .actor import Actor
 from .auth import Gatekeeper
 from .calls import Switchboard
 from .config import Settings
+from .expiry import Expiries
+from .hosts import HostAllowList
+from .limits import AddressCounts
 from .metrics import ServerMetrics
 from .registry import Registry
 from .rooms import Peer
@@ -46,6 +49,10 @@ class ServerState:
     _ring_changed: trio.Event = attrs.field(factory=trio.Event)
     metrics: ServerMetrics = attrs.field(factory=ServerMetrics.create)
     cluster: Cluster | None = None  # set in cluster mode
+    # Token-authenticated actors and when their tokens expire (expiry.py).
+    expiries: Expiries = attrs.field(factory=Expiries)
+    per_address: AddressCounts = attrs.field(factory=AddressCounts)
+    hosts: HostAllowList = attrs.field(factory=lambda: HostAllowList(names=frozenset()))
 
     def ring_timer_event(self) -> trio.Event:
         if self._ring_changed.is_set():
@@ -61,6 +68,7 @@ class ServerState:
             settings=settings,
             registry=Registry(capacity=settings.room_capacity),
             gatekeeper=Gatekeeper.from_settings(settings),
+            hosts=HostAllowList.from_settings(settings),
             switchboard=Switchboard(
                 ring_timeout=settings.ring_timeout, new_id=lambda: secrets.token_urlsafe(12)
             ),

@@ -70,12 +70,14 @@ def resolve(root: Path, target: str) -> Path | None:
         return None  # no dotfiles, no climbing
     root = root.resolve()
     candidate = root.joinpath(*parts) if parts else root
-    if candidate.is_dir():
-        candidate = candidate / "index.html"
     try:
+        # Any OSError means "no such file here": a 256-byte segment is ENAMETOOLONG,
+        # and a path through a file is ENOTDIR. None of them may become a traceback.
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
         candidate = candidate.resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError, OSError):
-        return None
-    if not candidate.is_relative_to(root) or not candidate.is_file():
+        if not candidate.is_relative_to(root) or not candidate.is_file():
+            return None
+    except (OSError, ValueError):
         return None
     return candidate

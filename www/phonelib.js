@@ -311,6 +311,9 @@ class PhoneClient extends EventTarget {
         }
         return;
       case "INCOMINGCALL":
+        if (this.name === null) {
+          return; // not logged in: nobody can be calling us
+        }
         if (call) {
           // Cannot happen (the server answers BUSY for us), but never drop a call silently.
           this._send({ type: "REJECT", call: msg.call });

@@ -153,8 +153,13 @@ class RoomClient extends EventTarget {
     if (this.finished) {
       return;
     }
+    // Server messages that arrive outside the state they answer are ignored: the
+    // server refuses to relay its own types, and the page does not trust them either.
     switch (msg.type) {
       case "GETROOM": {
+        if (this.joining || this.room !== null) {
+          return; // we never asked for a room
+        }
         const room = roomFromMessage(msg.value);
         if (room === null) {
           emit(this, "servererror", { code: "bad-room", message: "the server sent an unusable room number" });
@@ -165,6 +170,9 @@ class RoomClient extends EventTarget {
         return;
       }
       case "WRONGROOM":
+        if (!this.joining) {
+          return; // only an ENTERROOM is answered with WRONGROOM
+        }
         this.finished = true;
         this.peerPresent = false;
         this._endCall();
@@ -172,12 +180,18 @@ class RoomClient extends EventTarget {
         emit(this, "wrongroom", { reason: typeof msg.reason === "string" ? msg.reason : "" });
         return;
       case "PEERJOINED":
+        if (this.room === null) {
+          return;
+        }
         this._epoch++;
         this._endCall(); // a leftover call from an earlier peer, if any
         this.peerPresent = true;
         emit(this, "peerjoined");
         return;
       case "PEERLEFT":
+        if (!this.peerPresent) {
+          return;
+        }
         this._epoch++;
         this.peerPresent = false;
         this._endCall();

@@ -39,6 +39,7 @@ import orjson
 import trio
 
 from .. import calls, protocol
+from ..lookalike import skeleton
 from ..protocol import ErrorCode
 from ..registry import draw_room_number
 from . import scripts
@@ -63,6 +64,8 @@ class Leader:
             new_id=lambda: secrets.token_urlsafe(12),
         )
         self.names: dict[str, Holder] = {}
+        # TR39 skeleton -> the name holding it: no two logged-in names look alike.
+        self.skeletons: dict[str, str] = {}
         self.rooms: dict[int, list[str]] = {}  # the calls' rooms: their members
         self.ring_changed = trio.Event()
         self.since = trio.current_time()
@@ -112,13 +115,18 @@ class Leader:
 
     def _online(self, name: str, holder: Holder, reply_to: int | None) -> None:
         node, actor = holder
-        if name in self.names:
+        key = skeleton(name)
+        if name in self.names or key in self.skeletons:
             if reply_to is not None:
-                self._reply(node, actor, reply_to, {"ok": False, "reason": "name taken"})
-            elif self.names[name] != holder:
+                reason = "name taken"
+                if name not in self.names:
+                    reason = "name taken: it looks like the name of someone logged in"
+                self._reply(node, actor, reply_to, {"ok": False, "reason": reason})
+            elif self.names.get(name, self.names.get(self.skeletons[key])) != holder:
                 log.warning("node=%s event=resync-conflict user=%s", self.node, name)
             return
         self.names[name] = holder
+        self.skeletons[key] = name
         if reply_to is not None:
             board = self.board
             users = [
@@ -142,6 +150,7 @@ class Leader:
 
     def _offline(self, name: str) -> None:
         del self.names[name]
+        self.skeletons.pop(skeleton(name), None)
         effects = self.board.offline(name)
         self.apply([e for e in effects if not _presence_of(e, name)])
         self.broadcast(protocol.UserLeft(name=name), exclude=name)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from .. import calls, protocol
+from .. import calls, logsafe, protocol
 from ..actor import Actor
 from ..protocol import ErrorCode
 from . import scripts
@@ -112,7 +112,9 @@ class Names:
             self.cluster.bus.request(self.leader_node or self.node, request, None)
             return
         self.local[name] = actor
-        log.info("conn=%d addr=%s event=login user=%s", actor.id, actor.address, name)
+        log.info(
+            "conn=%d addr=%s event=login user=%s", actor.id, actor.address, logsafe.clean(name)
+        )
         actor.tell(protocol.encode(protocol.LoginOk(name=name)))
         if state.settings.directory:
             users = [protocol.UserEntry(name=n, status=s) for n, s in reply["users"]]

@@ -80,6 +80,14 @@ async () => {
 """
 
 
+# Every CSP violation is reported on the console, where the fixture collects it.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener('securitypolicyviolation', (e) => {
+  console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline'));
+});
+"""
+
+
 class CallPage:
     def __init__(self, context: BrowserContext, page: Page) -> None:
         self.context = context
@@ -88,6 +96,28 @@ class CallPage:
         self.console: list[str] = []  # the page's console, shown when a test fails
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
+
+    @property
+    def csp_violations(self) -> list[str]:
+        """What the Content-Security-Policy blocked: the page's own report (an init
+        script listens for `securitypolicyviolation`) and Chromium's console notes."""
+        return [
+            line
+            for line in self.console
+            if "CSP violation" in line or "Content Security Policy" in line
+        ]
+
+    @property
+    def console_errors(self) -> list[str]:
+        """Console errors, less the network failures some tests cause on purpose (a
+        server or proxy cut: Chromium logs the failed socket or request itself)."""
+        expected = ("WebSocket connection to", "Failed to load resource", "net::ERR_")
+        return [
+            line
+            for line in self.console
+            if line.startswith("error:") and not any(e in line for e in expected)
+        ]
 
     def goto(self, url: str) -> CallPage:
         self.page.goto(url)

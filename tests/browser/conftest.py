@@ -202,6 +202,11 @@ def open_page(browser: Browser, server: ServerProcess) -> Iterator[OpenPage]:
         print(f"--- page {number} ({p.page.url}) console:", *p.console, sep="\n  ")
     print("--- server output (tail):", server.read_output()[-4000:].decode(errors="replace"))
     errors = [error for p in pages for error in p.errors]
+    violations = [v for p in pages for v in p.csp_violations]
+    console_errors = [e for p in pages for e in p.console_errors]
     for p in pages:
         p.close()
     assert not errors, f"uncaught JavaScript exceptions: {errors}"
+    # The pages run under the server's Content-Security-Policy: it must never bite.
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+    assert not console_errors, f"console errors: {console_errors}"

@@ -112,6 +112,18 @@ async def test_a_name_is_unique_across_nodes_and_dies_with_its_connection(
         assert (await _try_login(b, "other"))["reason"] == "already logged in as ann"
 
 
+async def test_a_look_alike_name_is_taken_across_nodes(two_nodes: list[ServerProcess]) -> None:
+    node_a, node_b = two_nodes
+    async with Stack() as stack:
+        a = await stack.enter_async_context(connect(node_a.ws_url))
+        await a.send({"type": "LOGIN", "name": "ace"})
+        assert (await a.expect("LOGIN"))["success"] is True
+        b = await stack.enter_async_context(connect(node_b.ws_url))
+        reply = await _try_login(b, "\u0430\u0441\u0435")  # Cyrillic асе: the same skeleton
+        assert reply["success"] is False
+        assert reply["reason"].startswith("name taken") and "looks like" in reply["reason"]
+
+
 async def test_the_directory_lists_and_follows_users_on_every_node(
     two_nodes: list[ServerProcess],
 ) -> None:

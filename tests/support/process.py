@@ -97,10 +97,12 @@ def running_server(
     startup_timeout: float = 15.0,
     program: Sequence[str] = (sys.executable, "-m", "rtcserver"),
     cwd: Path = ROOT,
+    wrapper: tuple[str, ...] = (),
 ) -> Iterator[ServerProcess]:
     """Start `python -m rtcserver --host 127.0.0.1 --port 0 ARGS` (or another `program`,
-    such as an installed `rtcserver` script), yield it, stop it."""
-    cmd = [*program, "--host", "127.0.0.1", "--port", "0", *args]
+    such as an installed `rtcserver` script), yield it, stop it. `wrapper` runs it under
+    another command (`prlimit --nofile=...`, say)."""
+    cmd = [*wrapper, *program, "--host", "127.0.0.1", "--port", "0", *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env
