@@ -137,7 +137,9 @@ class _StateCollector:
             state.budget.largest(),
         )
         yield _gauge(
-            "rtcserver_queue_budget_bytes", "queue_budget: the server-wide limit", state.budget.limit
+            "rtcserver_queue_budget_bytes",
+            "queue_budget: the server-wide limit",
+            state.budget.limit,
         )
         yield _counter(
             "rtcserver_throttled_seconds",

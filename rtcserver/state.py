@@ -71,9 +71,7 @@ class ServerState:
 
     def new_actor(self, address: str) -> Actor:
         """The actor for a connection that has just been upgraded."""
-        return Actor(
-            id=next_actor_id(), address=address, limits=self.limits, budget=self.budget
-        )
+        return Actor(id=next_actor_id(), address=address, limits=self.limits, budget=self.budget)
 
     def ring_timer_event(self) -> trio.Event:
         if self._ring_changed.is_set():
