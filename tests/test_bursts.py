@@ -169,9 +169,8 @@ async def test_a_receiver_that_never_reads_is_closed_over_the_hard_limit(
             assert (reply["type"], reply["code"]) == ("ERROR", "no-peer")
         await watch.wait_rounds(10)
     watch.check(max_latency=2.0)
-    print(
-        f"closed after {sent} x 2 KB; bystanders' p99 {percentile(watch.latencies, 99) * 1e3:.2f} ms"
-    )
+    p99 = percentile(watch.latencies, 99) * 1e3
+    print(f"closed after {sent} x 2 KB; bystanders' p99 {p99:.2f} ms")
 
 
 async def test_a_receiver_over_the_soft_limit_past_its_grace_is_closed(

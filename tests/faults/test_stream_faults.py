@@ -27,7 +27,6 @@ from rtcserver.protocol import CloseCode
 from .harness import (
     FAULT_SETTINGS,
     PEERJOINED,
-    PEERLEFT,
     bystanders,
     check_invariants,
     expect_in_order_then_gone,
