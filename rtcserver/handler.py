@@ -374,7 +374,8 @@ async def websocket_info(state: ServerState, ws: WebSocket, actor: Actor) -> Non
         while True:
             await mailbox.wait()
             ws.queue_texts(actor.take_mail())
-            if not await _write(actor, ws.flush(progress), timeout):
+            # Most writes fit the socket's buffer: written at once, no await, no deadline.
+            if not ws.write_now() and not await _write(actor, ws.flush(progress), timeout):
                 actor.kick(
                     CloseCode.SLOW_CONSUMER,
                     f"slow consumer: a write made no progress for {timeout:g}s",
