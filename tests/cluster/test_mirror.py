@@ -22,7 +22,8 @@ class FakeBus:
 
 
 def _actor(n: int) -> Actor:
-    return ServerState.create(Settings()).new_actor(f"127.0.0.1:{n}")
+    state = ServerState.create(Settings())
+    return Actor(id=n, address=f"127.0.0.1:{n}", limits=state.limits, budget=state.budget)
 
 
 def _mirror() -> tuple[Mirror, list[tuple[int, int]]]:
