@@ -119,8 +119,9 @@ class Mirror(Registry[Peer]):
         """Leave the room. For a shared room the cluster is told (Redis cleanup and the
         other nodes' PEERLEFT happen in the background, in order) and only the local
         remaining members are returned, for the caller to tell PEERLEFT."""
+        shared = self._room_of.get(actor) in self.shared  # before `drop` may forget the room
         departure = self.drop(actor)
-        if departure is not None and isinstance(actor, Actor) and departure.room in self.shared:
+        if departure is not None and isinstance(actor, Actor) and shared:
             self._on_local_departure(actor, departure.room)
         return departure
 
@@ -137,9 +138,16 @@ class Mirror(Registry[Peer]):
             self.remote_names.pop(member, None)
         if room not in self.shared:
             return departure
-        if not departure.remaining:
-            self.shared.discard(room)
         local = tuple(m for m in departure.remaining if isinstance(m, Actor))
+        if not local:
+            # No news of this room reaches a node with nobody in it: forget it whole, or
+            # a later newcomer here would find members who have left since.
+            for member in departure.remaining:
+                super().depart(member)
+                if isinstance(member, RemoteMember):
+                    self.remote.pop(member_id(member.node, member.actor), None)
+                    self.remote_names.pop(member, None)
+            self.shared.discard(room)
         return Departure(room=room, remaining=local, left_id=departure.left_id)
 
     # ----------------------------------------------------------- arrivals

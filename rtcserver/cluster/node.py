@@ -426,13 +426,17 @@ class Cluster:
                 if actor is None or mirror.room_of(actor) != room:
                     continue  # it has left since; its own departure news is on its way
                 if kind == "J":
+                    # Every target was there before the newcomer, so this frame is how it
+                    # hears of it, even when the mirror already knows the newcomer (from
+                    # the roster of a later local joiner: a race of several joins).
                     if not known:
                         mirror.add(room, remote)
-                        if name:
-                            mirror.remote_names[remote] = name
-                        multi = is_multi_party(mirror.capacity_of(room))
-                        joined_id = mirror.member_id(remote) if multi else None
-                        actor.tell(protocol.peer_joined_text(joined_id, name))
+                        known = True
+                    if name:
+                        mirror.remote_names[remote] = name
+                    multi = is_multi_party(mirror.capacity_of(room))
+                    joined_id = mirror.member_id(remote) if multi else None
+                    actor.tell(protocol.peer_joined_text(joined_id, name))
                 elif mirror.room_of(remote) == room:
                     departure = mirror.drop(remote)
                     if departure is not None:
