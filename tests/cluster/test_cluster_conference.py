@@ -21,8 +21,7 @@ async def _spanning(
 ) -> tuple[list[Client], list[str], int]:
     """`size` members of one room, member i on node i % 3; their ids in join order."""
     clients = [
-        await stack.enter_async_context(connect(nodes[i % len(nodes)].ws_url))
-        for i in range(size)
+        await stack.enter_async_context(connect(nodes[i % len(nodes)].ws_url)) for i in range(size)
     ]
     first = await create(clients[0], capacity)
     room, ids = first["value"], [first["id"]]
