@@ -287,3 +287,40 @@ async def test_the_roster_type_cannot_be_forged(ws_url: str) -> None:
         await clients[0].send({"type": "ROOM", "value": 1, "id": "x", "members": []})
         assert (await clients[0].expect("ERROR"))["code"] == "reserved-type"
         await clients[1].expect_nothing(within=0.1)
+
+
+async def test_answering_a_call_leaves_the_conference_with_an_id(ws_url: str) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        alice, bob, carol = [await stack.enter_async_context(connect(ws_url)) for _ in range(3)]
+        for client, name in ((alice, "alice"), (bob, "bob")):
+            await client.send({"type": "LOGIN", "name": name})
+            assert (await client.expect("LOGIN"))["success"] is True
+        room = (await create(carol, 3))["value"]
+        await alice.send({"type": "ENTERROOM", "value": room})
+        alice_id = (await until(alice, "ROOM"))["id"]
+        await carol.expect("PEERJOINED")
+        await bob.send({"type": "CALL", "to": "alice", "media": "video"})
+        call = (await until(alice, "INCOMINGCALL"))["call"]
+        await alice.send({"type": "ACCEPT", "call": call})
+        await until(alice, "CALLACCEPTED")
+        # The call's private room is a room of two: the conference hears alice leave.
+        assert await carol.expect("PEERLEFT") == {"type": "PEERLEFT", "id": alice_id}
+        await bob.send('{"type":"offer","sdp":"x"}')
+        assert await until_text(alice) == '{"type":"offer","sdp":"x"}'
+
+
+async def until(client: Client, kind: str) -> dict[str, Any]:
+    """The next message of type `kind`, past directory news (USERS, PRESENCE, ...)."""
+    with trio.fail_after(5):
+        while True:
+            message = await client.recv()
+            if message["type"] == kind:
+                return message
+
+
+async def until_text(client: Client) -> str:
+    with trio.fail_after(5):
+        while True:
+            text = await client.recv_text()
+            if orjson.loads(text)["type"] not in {"USERS", "USERJOINED", "PRESENCE", "RINGING"}:
+                return text

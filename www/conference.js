@@ -13,7 +13,7 @@
 import { check } from "./browsersupport.js";
 import { MeshClient } from "./mesh.js";
 import { parseRoom } from "./rtclib.js";
-import { $, Chat, getLocalMedia, notice, setPressed, isPressed, show } from "./ui.js";
+import { $, Chat, getLocalMedia, isPressed, notice, playRemote, setPressed, show } from "./ui.js";
 
 const params = new URLSearchParams(window.location.search);
 const room = parseRoom(params.get("room"));
@@ -28,6 +28,7 @@ const showMediaNotice = notice($("media-notice"));
 const muteMic = $("mute-mic");
 const cameraOff = $("camera-off");
 const hangUp = $("hang-up");
+const unmuteAll = $("unmute-all");
 const SPEAKING_LEVEL = 0.04;
 
 /** A tile for a member (or for us): its video, name and indicators. */
@@ -116,6 +117,13 @@ async function main() {
       mesh.setMediaState(!isPressed(muteMic), !isPressed(cameraOff));
     });
   };
+  unmuteAll.addEventListener("click", () => {
+    for (const video of tiles.querySelectorAll(".tile:not([data-member=self]) video")) {
+      video.muted = false;
+      video.play().catch(() => {});
+    }
+    show(unmuteAll, false);
+  });
   toggle(muteMic, "audio");
   toggle(cameraOff, "video");
   hangUp.addEventListener("click", () => {
@@ -171,12 +179,8 @@ async function main() {
   mesh.addEventListener("peertrack", (event) => {
     const tile = tileOf(event.detail.peer.id);
     if (tile) {
-      const video = tile.querySelector("video");
-      video.srcObject = event.detail.peer.stream;
-      video.play().catch(() => {
-        video.muted = true; // autoplay policy: play it silent rather than not at all
-        video.play().catch(() => {});
-      });
+      // Autoplay policy: silent rather than not at all, with a button to hear everyone.
+      playRemote(tile.querySelector("video"), event.detail.peer.stream, unmuteAll);
     }
   });
   mesh.addEventListener("peermedia", (event) => {
@@ -207,7 +211,11 @@ async function main() {
   }
 }
 
-/** The speaking indicator: audio levels from getStats (theirs inbound, ours at the source). */
+/**
+ * The speaking indicator. Theirs: the audio level each packet carries (RTP header
+ * extension, RFC 6464), read from the receiver, so it works before their sound is
+ * played (autoplay). Ours: the microphone's level at the source, from getStats.
+ */
 async function updateSpeaking(mesh, own) {
   for (const peer of mesh.peers.values()) {
     const tile = tileOf(peer.id);
@@ -215,11 +223,13 @@ async function updateSpeaking(mesh, own) {
       continue;
     }
     let level = 0;
-    (await peer.pc.getStats()).forEach((report) => {
-      if (report.type === "inbound-rtp" && report.kind === "audio") {
-        level = Math.max(level, report.audioLevel || 0);
+    for (const receiver of peer.pc.getReceivers()) {
+      if (receiver.track?.kind === "audio" && receiver.getSynchronizationSources) {
+        for (const source of receiver.getSynchronizationSources()) {
+          level = Math.max(level, source.audioLevel || 0);
+        }
       }
-    });
+    }
     setIndicator(tile, "speaking", level > SPEAKING_LEVEL && peer.media.audio);
   }
   const first = mesh.peers.values().next().value;

@@ -73,6 +73,13 @@ def test_four_pages_mesh_chat_room_full_and_leaving(open_page: OpenPage, site_ur
         )
         assert sorted(names) == ["Guest", "Guest", "You", "ada"]
 
+    # The fake microphone beeps: its audio level lights the speaking indicator.
+    first.page.wait_for_function(
+        "() => document.querySelectorAll('#tiles .tile.speaking:not([data-member=self])').length",
+        timeout=MEDIA_MS,
+        polling=POLL_MS,
+    )
+
     # Chat goes to everyone.
     others[1].send_chat("hello all")
     for page in (first, others[0], others[2]):
