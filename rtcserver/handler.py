@@ -32,7 +32,7 @@ from .mailbox import MailboxClosed
 from .protocol import CloseCode, ErrorCode, WrongRoomReason
 from .ratelimit import TokenBucket
 from .registry import Created, Departure, Entered, Refused, is_multi_party
-from .rooms import Peer
+from .rooms import Peer, roster_text
 from .state import ServerState
 
 log = logging.getLogger("rtcserver")
@@ -336,16 +336,7 @@ def _room_entered(
 
 def _tell_roster(state: ServerState, actor: Actor, room: int) -> None:
     """ROOM: the newcomer's own id and the others' (with their names), oldest first."""
-    registry = state.registry
-    own = registry.member_id(actor)
-    assert own is not None, "told only to a member"
-    members = [
-        protocol.Member(id=member_id, name=registry.name_of(member))
-        for member_id, member in registry.roster(room)
-        if member is not actor
-    ]
-    reply = protocol.Room(value=room, id=own, capacity=registry.capacity_of(room), members=members)
-    actor.tell(protocol.encode(reply))
+    actor.tell(roster_text(state.registry, actor, room))
 
 
 async def _join_cluster(

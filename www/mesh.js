@@ -241,9 +241,13 @@ class MeshClient extends EventTarget {
         this.room = msg.value;
         this.id = msg.id;
         emit(this, "room", { room: msg.value, id: msg.id, capacity: msg.capacity });
+        // Also after a server-side outage: back in the room, we are the newcomer
+        // to whoever we do not know yet.
         const members = Array.isArray(msg.members) ? msg.members : [];
         for (const member of members) {
-          await this._addPeer(String(member.id), member.name, true); // we are the newcomer
+          if (!this.peers.has(String(member.id))) {
+            await this._addPeer(String(member.id), member.name, true); // we are the newcomer
+          }
         }
         return;
       }

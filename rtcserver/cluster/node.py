@@ -40,7 +40,7 @@ from .. import protocol
 from ..actor import Actor
 from ..protocol import ErrorCode, WrongRoomReason
 from ..registry import Created, Departure, Entered, Refused, draw_room_number, is_multi_party
-from ..rooms import Peer
+from ..rooms import Peer, roster_text
 from . import scripts
 from .bus import Bus
 from .errors import ClusterUnavailable
@@ -506,7 +506,10 @@ class Cluster:
         self._resync = False
         token = secrets.token_hex(8)
         sent = trio.current_time()
-        self.id_key = (await self._call("idkey", scripts.ID_KEY, secrets.token_hex(32))).encode()
+        # A Redis that lost its data (restarted empty) gets back the key the nodes
+        # already share, from whichever node comes back first: ids stay the same.
+        proposal = self.id_key.decode() if self.id_key else secrets.token_hex(32)
+        self.id_key = (await self._call("idkey", scripts.ID_KEY, proposal)).encode()
         reaped = await self._call(
             "acquire", scripts.ACQUIRE, self.node, token, int(self.ttl * 1000)
         )
@@ -550,6 +553,10 @@ class Cluster:
         there = reply[4 + count :]
         self._admit(room, actor, there, int(reply[3]))
         self._news("J", room, member, there[0::2], name)
+        if is_multi_party(self.mirror.capacity_of(room)):
+            # Back in the room after an outage, it is the newcomer: the members it
+            # was cut off from are in its roster (and they hear PEERJOINED).
+            actor.tell(roster_text(self.mirror, actor, room))
 
     def _announce_reaped(self, reply: Sequence[str]) -> int:
         """Tell every node holding a remaining member of a reaped room (L)."""

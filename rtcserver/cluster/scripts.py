@@ -85,10 +85,11 @@ if old then
 end
 local size = redis.call('SCARD', rk)
 if mode == 'enter' and size == 0 then reply[1] = 'no-such-room' return reply end
-if mode == 'create' then
-  redis.call('SET', p .. 'cap:' .. room, cap)
+local stored = tonumber(redis.call('GET', p .. 'cap:' .. room))
+if mode == 'create' or (mode == 'rejoin' and not stored) then
+  redis.call('SET', p .. 'cap:' .. room, cap)  -- a rejoin may bring a reaped room back
 else
-  cap = tonumber(redis.call('GET', p .. 'cap:' .. room)) or cap
+  cap = stored or cap
 end
 reply[4] = cap
 if mode ~= 'create' and size >= cap then reply[1] = 'room-full' return reply end

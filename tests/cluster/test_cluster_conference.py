@@ -9,11 +9,13 @@ import signal
 import orjson
 import trio
 
-from tests.cluster.conftest import cluster_nodes
+from tests.cluster.conftest import LEASE_TTL, cluster_nodes
 from tests.cluster.services import RedisServer
 from tests.support.client import Client, connect
 from tests.support.process import ServerProcess
 from tests.test_conference import create, enter
+
+REAP_BOUND = LEASE_TTL * (1 + 0.4) + 1.0
 
 
 async def _spanning(
@@ -119,3 +121,42 @@ async def test_a_dead_nodes_members_leave_with_their_ids(redis: RedisServer) -> 
             for i in (0, 1, 3, 4):
                 gone = {(await clients[i].expect("PEERLEFT", timeout=10))["id"] for _ in range(2)}
                 assert gone == {ids[2], ids[5]}
+
+
+async def test_after_redis_restarts_empty_ids_and_capacity_come_back(redis: RedisServer) -> None:
+    with cluster_nodes(redis, 2) as nodes:
+        async with contextlib.AsyncExitStack() as stack:
+            clients, ids, room = await _spanning(nodes, stack, 3, capacity=4)
+            redis.stop()
+            for i, client in enumerate(clients):  # cut off from the other node's members
+                others = 1 if i % 2 == 0 else 2
+                left = {(await client.expect("PEERLEFT", timeout=REAP_BOUND))["id"]}
+                for _ in range(others - 1):
+                    left.add((await client.expect("PEERLEFT", timeout=REAP_BOUND))["id"])
+                assert left == {ids[j] for j in range(3) if j % 2 != i % 2}
+            redis.start()  # empty: no rooms, no capacity, no idkey
+            # The node that comes back first tells its members PEERJOINED; the other
+            # node's members are the newcomers and get ROOM: either way everyone learns
+            # everyone again, by the ids they had.
+            for i, client in enumerate(clients):
+                expected = {ids[j] for j in range(3) if j % 2 != i % 2}
+                learned: set[str] = set()
+                while not expected <= learned:
+                    message = await client.recv(timeout=10)
+                    if message["type"] == "PEERJOINED":
+                        learned.add(message["id"])
+                    else:
+                        assert message["type"] == "ROOM" and message["id"] == ids[i], message
+                        assert message["capacity"] == 4
+                        learned |= {m["id"] for m in message["members"]}
+                assert learned <= set(ids) - {ids[i]}
+            # The same ids as before the outage, on both nodes: "from" matches them.
+            await clients[1].send({"type": "CHATMSG", "value": "back"})
+            for i in (0, 2):
+                assert (await clients[i].recv())["from"] == ids[1]
+            # The room still holds four: one more gets in, the next is refused.
+            late = await stack.enter_async_context(connect(nodes[1].ws_url))
+            await enter(late, room, clients)
+            later = await stack.enter_async_context(connect(nodes[0].ws_url))
+            await later.send({"type": "ENTERROOM", "value": room})
+            assert (await later.expect("WRONGROOM"))["reason"] == "room-full"
