@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import QUICK, SCENARIOS, Plan, make_plan
 from .crossnode import run_cluster
+from .fanout import run_fanout
 from .plot import matplotlib_missing
 from .progress import say
 from .run import run
@@ -99,6 +100,13 @@ def parser() -> argparse.ArgumentParser:
         help="instead of the scenarios: cross-node relay over Redis (two rtcserver nodes "
         "and a private redis-server) against one node, ping-pong in the same run "
         "(uses --rooms, --seconds and the first of --payloads)",
+    )
+    target.add_argument(
+        "--fanout",
+        action="store_true",
+        help='instead of the scenarios: rooms of 8 (broadcast, and targeted with "to") '
+        "against rooms of two, CPU per delivered message, closed loop (uses --rooms: a "
+        "quarter as many rooms of 8; --seconds and the first of --payloads)",
     )
     how = p.add_argument_group("how")
     how.add_argument(
@@ -211,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         args.pin = False
 
     log_dir = Path(tempfile.mkdtemp(prefix="rtcbench-"))
-    if args.cluster:
-        status = run_cluster(plan, log_dir, args.pin, args.json)
+    if args.cluster or args.fanout:
+        comparison = run_cluster if args.cluster else run_fanout
+        status = comparison(plan, log_dir, args.pin, args.json)
         if status == 0:
             shutil.rmtree(log_dir, ignore_errors=True)
         else:
