@@ -16,6 +16,7 @@ import attrs
 import trio
 
 from .mailbox import Mailbox
+from .presence import Subscriber
 from .protocol import CloseCode
 
 _ids: Final = itertools.count(1)
@@ -48,6 +49,9 @@ class Actor:
     ping_sent: float | None = attrs.field(init=False, default=None)
     ping_due: bool = attrs.field(init=False, default=False)
     frame_cut: bool = attrs.field(init=False, default=False)
+    # The directory subscription (presence.py) of a logged-in user: its news is taken
+    # when the writer writes, behind the mailbox, so calls never wait behind presence.
+    presence: Subscriber | None = attrs.field(init=False, default=None)
 
     def __repr__(self) -> str:
         return f"<Actor {self.id} {self.address}>"
@@ -63,6 +67,11 @@ class Actor:
                 )
             return False
         return mailbox.put(text.encode(), trio.current_time())
+
+    def extra_frames(self) -> list[bytes]:
+        """What the writer sends after the mailbox: the directory's net change, if any."""
+        presence = self.presence
+        return [] if presence is None else presence.take()
 
     def request_ping(self, now: float) -> None:
         """Keepalive: have the writer ping the client (it is woken for it)."""

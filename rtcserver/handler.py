@@ -365,6 +365,7 @@ async def websocket_info(state: ServerState, ws: WebSocket, actor: Actor) -> Non
         while True:
             await mailbox.wait()
             ws.queue_texts(mailbox.take_all())
+            ws.queue_texts(actor.extra_frames())  # presence: after the calls, coalesced
             if not await _write(actor, ws.flush(), timeout):
                 actor.kick(
                     CloseCode.SLOW_CONSUMER, f"slow consumer: a send blocked for {timeout:g}s"
@@ -402,6 +403,7 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
     state.expiries.forget(actor)
     if actor.close_code is CloseCode.SLOW_CONSUMER:
         state.counters["mailbox-overflow"] += 1
+    phone.unsubscribe(state, actor)
     departure, name = state.registry.forget(actor)
     _announce_departure(actor, departure)
     if name is not None:

@@ -23,6 +23,7 @@ frame per event per subscriber.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from typing import Final, final
 
 import orjson
@@ -37,11 +38,12 @@ MIN_HISTORY: Final = 64
 class Subscriber:
     """One directory subscriber: the version it was told (None: nothing yet)."""
 
-    __slots__ = ("directory", "told")
+    __slots__ = ("directory", "told", "wake")
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, wake: Callable[[], None]) -> None:
         self.directory = directory
         self.told: int | None = None
+        self.wake = wake  # the shell's: have this subscriber's writer write
 
     def take(self) -> list[bytes]:
         """The frame to write now, if there is news: see `Directory.take`."""
@@ -133,9 +135,9 @@ class Directory:
 
     # ------------------------------------------------------------ subscribers
 
-    def subscribe(self) -> Subscriber:
-        """A new subscriber: its first `take` is a snapshot."""
-        subscriber = Subscriber(self)
+    def subscribe(self, wake: Callable[[], None] = lambda: None) -> Subscriber:
+        """A new subscriber: its first `take` is a snapshot. `wake` is for the shell."""
+        subscriber = Subscriber(self, wake)
         self._subscribers.add(subscriber)
         return subscriber
 
