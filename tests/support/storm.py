@@ -96,7 +96,8 @@ async def logged_in_storm(
     port: int, count: int, timeout: float, prefix: str = "u"
 ) -> AsyncIterator[list[StormUser]]:
     """`count` clients connect, then all send LOGIN at once; yields once every one of
-    them knows every other (and maybe more: asserting none was closed), and closes them all after."""
+    them knows every other (and maybe more), asserting none was closed; closes them
+    all after."""
     with trio.fail_after(timeout):
         clients = await _open(port, count)
     everyone = {f"{prefix}{i}" for i in range(count)}
