@@ -26,6 +26,7 @@ import asyncio
 import functools
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -56,21 +57,29 @@ def directory_baseline_launcher(log_dir: Path, pin: bool) -> Launcher:
     return launch
 
 
+# Names are read with C-speed regular expressions, not a JSON parser: the load
+# generator folds millions of directory entries and must stay well under one core.
+# Both servers write {"name":N,"status":S} in that order (orjson, JSON.stringify).
+_NAME = re.compile(rb'"name":"([^"]*)"')
+_ONLINE = re.compile(rb'"name":"([^"]*)","status":"(?:available|in-call)"')
+_OFFLINE = re.compile(rb'"name":"([^"]*)","status":"offline"')
+
+
 class User:
-    """One client's view of the directory, folded from either server's frames.
+    """One client's view of the directory (names as bytes), folded from either
+    server's frames.
 
     rtcserver (protocol v2): USERS (a snapshot, you included) and DIRECTORY (net changes).
     The Node directory (v1): USERS (the others), USERJOINED, USERLEFT, PRESENCE.
     """
 
-    __slots__ = ("conn", "inbox", "known", "name", "on_change", "seen_at")
+    __slots__ = ("conn", "inbox", "known", "name", "on_change")
 
     def __init__(self, conn: Connection, name: str) -> None:
         self.conn = conn
-        self.name = name
-        self.known: set[str] = set()
+        self.name = name.encode()
+        self.known: set[bytes] = set()
         self.inbox: list[tuple[float, dict[str, Any]]] = []
-        self.seen_at: dict[str, float] = {}  # watched name -> when it first appeared
         self.on_change: Any = None
         conn.on_text = self.on_text
 
@@ -78,26 +87,22 @@ class User:
         head = payload[:24]
         known = self.known
         if head.startswith(b'{"type":"DIRECTORY"'):
-            for change in orjson.loads(payload)["changes"]:
-                if change["status"] == "offline":
-                    known.discard(change["name"])
-                else:
-                    known.add(change["name"])
+            known.update(_ONLINE.findall(payload))
+            known.difference_update(_OFFLINE.findall(payload))
         elif head.startswith(b'{"type":"USERJOINED"'):
-            known.add(orjson.loads(payload)["name"])
+            known.update(_NAME.findall(payload))
         elif head.startswith(b'{"type":"USERLEFT"'):
-            known.discard(orjson.loads(payload)["name"])
+            known.difference_update(_NAME.findall(payload))
         elif head.startswith(b'{"type":"PRESENCE"'):
             return
         elif head.startswith(b'{"type":"USERS"'):
-            self.known = known = {u["name"] for u in orjson.loads(payload)["users"]}
-            known.add(self.name)  # the Node server lists only the others
+            self.known = known = set(_NAME.findall(payload))
         else:
             self.inbox.append((time.monotonic(), orjson.loads(payload)))
             if self.on_change is not None:
                 self.on_change(self)
             return
-        known.add(self.name)
+        known.add(self.name)  # the Node server lists only the others
         if self.on_change is not None:
             self.on_change(self)
 
@@ -144,6 +149,16 @@ def _closed(users: list[User]) -> int:
     return sum(1 for u in users if u.conn.lost.done())
 
 
+def _close_codes(users: list[User]) -> dict[str, int]:
+    """How the closed ones were closed: the server's close code, or `none` (TCP only)."""
+    codes: dict[str, int] = {}
+    for user in users:
+        if user.conn.lost.done():
+            key = str(user.conn.close_code)
+            codes[key] = codes.get(key, 0) + 1
+    return codes
+
+
 async def _until(users: list[User], done: Any, limit: float) -> bool:
     """Wait (at most `limit` s) until every user still connected satisfies `done`."""
     waiter = Waiter(users, done)
@@ -156,6 +171,13 @@ async def _until(users: list[User], done: Any, limit: float) -> bool:
     finally:
         for user in users:
             user.on_change = None
+
+
+def knows_all(everyone: set[bytes]) -> Any:
+    """Whether a user knows `everyone`: the size first, so that checking after every
+    frame stays cheap (a superset test is O(N))."""
+    size = len(everyone)
+    return lambda u: len(u.known) >= size and u.known >= everyone
 
 
 class Cpu:
@@ -187,24 +209,25 @@ async def storm(target: Target, n: int, extra: bool) -> dict[str, Any]:
     cpu = Cpu(target.pid)
     cpu.begin()
     for user in users:
-        user.conn.send_json({"type": "LOGIN", "name": user.name})
-    complete = await _until(users, lambda u: u.known >= everyone, WINDOW_LIMIT)
+        user.conn.send_json({"type": "LOGIN", "name": user.name.decode()})
+    complete = await _until(users, knows_all(everyone), WINDOW_LIMIT)
     result: dict[str, Any] = {"scenario": f"storm-{n}", "n": n, "complete": complete}
     result |= cpu.end()
     result["closed"] = _closed(users)
-    result["learnt_all"] = sum(1 for u in users if u.known >= everyone)
+    result["close_codes"] = _close_codes(users)
+    result["learnt_all"] = sum(1 for u in users if knows_all(everyone)(u))
     if target.pid:
         result["rss_per_user_kb"] = (procstat.rss_bytes(target.pid) - rss0) / n / 1024
     if extra and complete:
         delays: list[float] = []
         for k in range(3):
-            name = f"extra{k}"
+            name = f"extra{k}".encode()
             newcomer = (await _open(endpoint, 1, k, "extra"))[0]
             start = time.monotonic()
-            newcomer.conn.send_json({"type": "LOGIN", "name": name})
+            newcomer.conn.send_json({"type": "LOGIN", "name": name.decode()})
             seen: dict[int, float] = {}
 
-            def saw(user: User, name: str = name, seen: dict[int, float] = seen) -> bool:
+            def saw(user: User, name: bytes = name, seen: dict[int, float] = seen) -> bool:
                 if name in user.known and id(user) not in seen:
                     seen[id(user)] = time.monotonic()
                 return name in user.known
@@ -228,9 +251,9 @@ async def _logged_in(target: Target, n: int, limit: float) -> list[User]:
     everyone = {u.name for u in users}
     for start in range(0, n, 500):
         for user in users[start : start + 500]:
-            user.conn.send_json({"type": "LOGIN", "name": user.name})
+            user.conn.send_json({"type": "LOGIN", "name": user.name.decode()})
         await asyncio.sleep(0.2)
-    await _until(users, lambda u: u.known >= everyone, limit)
+    await _until(users, knows_all(everyone), limit)
     return users
 
 
@@ -243,7 +266,9 @@ async def leave(target: Target, n: int) -> dict[str, Any]:
     cpu.begin()
     for user in leaving:
         user.conn.abort()
-    complete = await _until(staying, lambda u: u.known == remaining, WINDOW_LIMIT)
+    complete = await _until(
+        staying, lambda u: len(u.known) == len(remaining) and u.known == remaining, WINDOW_LIMIT
+    )
     result: dict[str, Any] = {"scenario": f"leave-{n}", "n": n, "complete": complete}
     result |= cpu.end()
     result["closed"] = _closed(staying)
@@ -261,7 +286,7 @@ async def calls(target: Target, n: int) -> dict[str, Any]:
     cpu.begin()
     sent = time.monotonic()
     for caller, callee in zip(callers, callees, strict=True):
-        caller.conn.send_json({"type": "CALL", "to": callee.name, "media": "data"})
+        caller.conn.send_json({"type": "CALL", "to": callee.name.decode(), "media": "data"})
     incoming: dict[int, float] = {}
 
     def accepted(user: User) -> bool:
