@@ -328,7 +328,10 @@ def run_directory(
     if pin:
         os.sched_setaffinity(0, {LOADGEN_CORE})
     launchers: dict[str, Launcher] = {
-        "rtcserver": rtcserver_launcher(log_dir, pin, ["--log-level", "warning"])
+        # 127.0.0.1 is one address: lift the per-address limit for the load generator.
+        "rtcserver": rtcserver_launcher(
+            log_dir, pin, ["--log-level", "warning", "--max-connections-per-address", "100000"]
+        )
     }
     if baseline:
         launchers["node"] = directory_baseline_launcher(log_dir, pin)
