@@ -1,10 +1,12 @@
 """An actor's address: the mailbox others `tell`, and the switch that ends it.
 
-Erlang's `Pid ! Msg` never blocks the sender; neither does `tell`. When a mailbox is
-over its limit its owner has stopped reading, and the policy is explicit: the slow
-consumer is disconnected (close 4000) and its room is told it left. The sender is
-never blocked, and nothing is dropped silently, because the sender learns
-(PEERLEFT) that the receiver is gone.
+Erlang's `Pid ! Msg` never blocks the sender; neither does `tell`. What waits for a
+client is counted in bytes (backlog.py): over the hard limit, or over the soft limit
+for its grace period, or when it holds the most while the server is over its budget,
+the client has stopped reading, and the policy is explicit: the slow consumer is
+disconnected (close 4000) and its room is told it left. The sender is never blocked,
+and nothing is dropped silently, because the sender learns (PEERLEFT) that the
+receiver is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Final
 import attrs
 import trio
 
+from .backlog import Budget, Limits
 from .mailbox import Mailbox
 from .presence import Subscriber
 from .protocol import CloseCode
@@ -34,12 +37,15 @@ class Actor:
 
     id: int
     address: str
-    mailbox_size: int
+    limits: Limits
+    budget: Budget
     mailbox: Mailbox = attrs.field(init=False, factory=Mailbox)
     # Entered by the actor's task; cancelling it ends the actor wherever it waits.
     scope: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
     close_code: CloseCode | None = attrs.field(init=False, default=None)
     close_reason: str = attrs.field(init=False, default="")
+    # A short name for why it ended, for logs and /metrics (`rtcserver_closes`).
+    close_cause: str = attrs.field(init=False, default="")
     # The shielded scope of a frame being written right now (see `kick`), and whether
     # a frame was ever cut in half: then no close frame can follow, only a TCP close.
     sending: trio.CancelScope | None = attrs.field(init=False, default=None)
@@ -52,21 +58,69 @@ class Actor:
     # The directory subscription (presence.py) of a logged-in user: its news is taken
     # when the writer writes, behind the mailbox, so calls never wait behind presence.
     presence: Subscriber | None = attrs.field(init=False, default=None)
+    # Bytes the writer took from the mailbox and has not finished writing.
+    writing: int = attrs.field(init=False, default=0)
+    # Since when the queued bytes have been over the soft limit (None: they are not).
+    over_soft_since: float | None = attrs.field(init=False, default=None)
 
     def __repr__(self) -> str:
         return f"<Actor {self.id} {self.address}>"
 
+    @property
+    def queued(self) -> int:
+        return self.mailbox.queued_bytes + self.writing
+
+    @property
+    def droppable(self) -> int:
+        return self.mailbox.queued_bytes
+
     def tell(self, text: str) -> bool:
         """Queue `text` for this actor's client. Never blocks. False if not queued."""
+        data = text.encode()
+        size = len(data)
         mailbox = self.mailbox
-        if len(mailbox) >= self.mailbox_size:
+        queued = mailbox.queued_bytes + self.writing + size
+        limits = self.limits
+        if queued > limits.hard:
             if not mailbox.closed:
                 self.kick(
                     CloseCode.SLOW_CONSUMER,
-                    f"slow consumer: {self.mailbox_size} messages waiting unread",
+                    f"slow consumer: over {limits.hard} bytes waiting unread",
+                    cause="hard-limit",
                 )
             return False
-        return mailbox.put(text.encode(), trio.current_time())
+        now = trio.current_time()
+        if not mailbox.put(data, now):
+            return False
+        if queued > limits.soft and self.over_soft_since is None:
+            self.over_soft_since = now
+        self.budget.add(size)
+        return True
+
+    def take_mail(self) -> list[bytes]:
+        """The writer takes everything queued; it stays counted until `written`."""
+        self.writing += self.mailbox.queued_bytes
+        return self.mailbox.take_all()
+
+    def written(self) -> None:
+        """The writer finished writing what it took: those bytes no longer count."""
+        self.budget.release(self.writing)
+        self.writing = 0
+        if self.over_soft_since is not None and self.queued <= self.limits.soft:
+            self.over_soft_since = None
+
+    def drop_mail(self) -> list[bytes]:
+        """Take what is queued out of the books without writing it (the caller may
+        still send it, as on a clean close); everything the actor held is released."""
+        batch = self.mailbox.take_all()
+        self.budget.release(sum(map(len, batch)))
+        return batch
+
+    def evict(self, reason: str) -> None:
+        """The server is over its queue budget and this actor holds the most."""
+        self.kick(CloseCode.SLOW_CONSUMER, reason, cause="budget")
+        self.drop_mail()
+        self.mailbox.close()
 
     def extra_frames(self) -> list[bytes]:
         """What the writer sends after the mailbox: the directory's net change, if any."""
@@ -79,7 +133,7 @@ class Actor:
         self.ping_due = True
         self.mailbox.nudge()
 
-    def kick(self, code: CloseCode, reason: str) -> None:
+    def kick(self, code: CloseCode, reason: str, cause: str = "") -> None:
         """End this actor from anywhere, synchronously. The first reason given wins.
 
         A frame already on its way gets `KICK_GRACE` seconds to finish: cutting it
@@ -88,6 +142,7 @@ class Actor:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+            self.close_cause = cause or code.name.lower().replace("_", "-")
         if self.sending is not None:
             self.sending.deadline = min(self.sending.deadline, trio.current_time() + KICK_GRACE)
         self.scope.cancel()

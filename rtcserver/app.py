@@ -113,6 +113,7 @@ async def serve(
                 state,
                 settings.keepalive_interval,
                 settings.keepalive_timeout,
+                settings.mailbox_soft_seconds,
             )
             nursery.start_soon(supervisor.permanent, "token-expiry", expiry_timer, state)
             task_status.started(server)

@@ -56,18 +56,35 @@ class Settings:
     )
     log_level: str = _opt("info", "debug, info, warning or error")
     max_message_size: int = _opt(
-        64 * 1024, "largest WebSocket message accepted, in characters (larger: close 1009)"
+        64 * 1024, "largest WebSocket message accepted, in bytes of UTF-8 (larger: close 1009)"
     )
-    mailbox_size: int = _opt(
-        256,
-        "messages queued for one client before it counts as a slow consumer (close 4000)",
+    # Bytes, not messages, as Redis and NATS bound client buffers. Measured and argued in
+    # docs/PROTOCOL.md ("Limits"): a 2 MB burst to a phone on a slow link stays under the
+    # soft limit; hard = 4 x soft, as Redis's 32 MB / 8 MB; the budget bounds the sum.
+    mailbox_soft_limit: int = _opt(
+        4 * 1024 * 1024,
+        "bytes waiting for one client (queued + being written) that it may hold for at most "
+        "mailbox_soft_seconds before it is closed as a slow consumer (close 4000)",
+    )
+    mailbox_soft_seconds: float = _opt(
+        30.0, "seconds a client may stay over mailbox_soft_limit (grace for a slow link)"
+    )
+    mailbox_hard_limit: int = _opt(
+        16 * 1024 * 1024,
+        "bytes waiting for one client over which it is closed at once (close 4000)",
+    )
+    queue_budget: int = _opt(
+        256 * 1024 * 1024,
+        "bytes waiting for all clients together; over it the client holding the most is "
+        "closed (close 4000), then the next, so memory stays bounded whatever the number "
+        "of clients that stop reading",
     )
     keepalive_interval: float = _opt(
         20.0, "seconds of silence towards a client before the server pings it"
     )
     keepalive_timeout: float = _opt(
         20.0,
-        "seconds a ping may wait for its pong, and a send for the socket, before the "
+        "seconds a ping may wait for its pong, and a write for progress, before the "
         "client is dropped (close 4001 / 4000)",
     )
     handshake_timeout: float = _opt(
@@ -90,9 +107,11 @@ class Settings:
         "refused at once with HTTP 503 (not applied with --trust-proxy: the proxy reads heads)",
     )
     rate_limit: float = _opt(
-        100.0, "messages per second one connection may send on average (0: no limit)"
+        500.0,
+        "messages per second one connection may send on average; faster senders are "
+        "throttled (read more slowly), never dropped or closed (0: no limit)",
     )
-    rate_burst: int = _opt(200, "messages one connection may send in a burst")
+    rate_burst: int = _opt(2000, "messages one connection may send in a burst at full speed")
     room_capacity: int = _opt(2, "members per room (the book's rooms hold two)")
     drain_timeout: float = _opt(
         5.0, "seconds a shutdown waits for connections to close before it cuts them"
@@ -293,7 +312,9 @@ def validate(settings: Settings) -> str | None:
         return "port must be between 0 and 65535"
     for name in (
         "max_message_size",
-        "mailbox_size",
+        "mailbox_soft_limit",
+        "mailbox_hard_limit",
+        "queue_budget",
         "max_connections",
         "max_connections_per_address",
         "max_handshakes_per_address",
@@ -323,10 +344,15 @@ def validate(settings: Settings) -> str | None:
         return f"redis: {settings.redis!r} is not a redis://, rediss:// or unix:// URL"
     if settings.rate_limit < 0 or settings.rate_burst < 1:
         return "rate_limit must be >= 0 and rate_burst >= 1"
-    if settings.rate_limit > 0 and settings.mailbox_size < settings.rate_burst:
-        # A peer's legal burst must fit the receiver's mailbox, or a reader that keeps
-        # up would be taken for a slow consumer.
-        return "mailbox_size must be at least rate_burst"
+    if settings.mailbox_soft_limit > settings.mailbox_hard_limit:
+        return "mailbox_soft_limit must not exceed mailbox_hard_limit"
+    if settings.mailbox_hard_limit < settings.max_message_size:
+        # A single message that may be relayed must fit a receiver's mailbox.
+        return "mailbox_hard_limit must be at least max_message_size"
+    if settings.queue_budget < settings.mailbox_hard_limit:
+        return "queue_budget must be at least mailbox_hard_limit"
+    if settings.mailbox_soft_seconds <= 0:
+        return "mailbox_soft_seconds must be positive"
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
         return "log_level must be debug, info, warning or error"
     if not settings.www.is_dir():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import select
+from collections.abc import Callable
 from typing import Final, final
 
 import trio
@@ -27,6 +28,9 @@ from websockets.server import ServerProtocol
 
 # A read size that takes a whole SDP offer (or a burst of small frames) in one call.
 RECEIVE_SIZE: Final = 64 * 1024
+# A large write goes out in slices of this size, reporting progress after each, so a
+# write deadline can mean "no progress for so long" rather than "all of it by then".
+WRITE_SLICE: Final = 64 * 1024
 
 # websockets logs every open and close at INFO; rtcserver logs its own line per event.
 _protocol_log = logging.getLogger("rtcserver.websocket")
@@ -160,17 +164,24 @@ class WebSocket:
         for data in batch:
             send_text(data)
 
-    async def flush(self) -> None:
+    async def flush(self, progress: Callable[[], None] | None = None) -> None:
         """Write everything the protocol has queued as one `send_all` (one syscall
-        for a whole burst). An end-of-stream marker becomes a half-close."""
+        for a whole burst); past `WRITE_SLICE` bytes, slice by slice, calling
+        `progress` after each. An end-of-stream marker becomes a half-close."""
         chunks = self.protocol.data_to_send()
         if not chunks:
             await trio.lowlevel.checkpoint()
             return
         eof = chunks[-1] == b""
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if data:
-            await self.stream.send_all(data)
+        if len(data) <= WRITE_SLICE or progress is None:
+            if data:
+                await self.stream.send_all(data)
+        else:
+            view = memoryview(data)
+            for start in range(0, len(data), WRITE_SLICE):
+                await self.stream.send_all(view[start : start + WRITE_SLICE])
+                progress()
         if eof and isinstance(self.stream, trio.SocketStream):
             await self.stream.send_eof()
 

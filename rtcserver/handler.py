@@ -47,7 +47,6 @@ class Session:
     actor: Actor
     identity: Identity | None  # None: must authenticate before anything else
     bucket: TokenBucket
-    warned: bool = False  # told `rate-limited` once; the next excess closes
     # Cluster mode: a GETROOM/ENTERROOM that needs Redis, awaited by the reader before
     # it reads on, so the client's later messages keep their order.
     pending: Callable[[], Awaitable[None]] | None = None
@@ -95,9 +94,11 @@ async def run_actor(
         if actor.close_code is None:
             actor.close_code, actor.close_reason = CloseCode.INTERNAL_ERROR, "internal error"
     finally:
+        heard = ws.close_received()
+        state.counters[f"close:{actor.close_cause or ('client' if heard else 'lost')}"] += 1
         websocket_terminate(state, actor)
     await _flush_and_close(ws, actor)
-    heard = ws.close_received()
+    actor.written()  # a write cut short by the end: its bytes are no longer held
     log_event(
         actor,
         "close",
@@ -186,28 +187,19 @@ def _refuse(state: ServerState, actor: Actor, code: ErrorCode, message: str) -> 
 async def websocket_handle(
     state: ServerState, ws: WebSocket, session: Session, messages: list[str | bytes]
 ) -> None:
-    """Act on every message of each read, in order, until the client goes."""
+    """Act on every message of each read, in order, until the client goes.
+
+    Over the rate limit the reader waits for tokens instead of dropping: the client's
+    own TCP buffers fill and its sends slow down; nothing is lost, and a flooder costs
+    the server at most the rate."""
     actor = session.actor
-    settings = state.settings
+    bucket = session.bucket
     mailbox = actor.mailbox
     while True:
         for message in messages:
-            now = trio.current_time()
-            if not session.bucket.take(now):
-                if session.warned:
-                    actor.kick(CloseCode.POLICY_VIOLATION, "message rate limit exceeded")
-                    return
-                session.warned = True
-                _reply_error(
-                    state,
-                    actor,
-                    ErrorCode.RATE_LIMITED,
-                    f"over {settings.rate_limit:g} messages/s: message dropped; "
-                    "keep going and the connection is closed (1008)",
-                )
-                continue
-            if session.warned and session.bucket.is_full(now):
-                session.warned = False
+            delay = bucket.delay(actor.last_heard)
+            if delay > 0:
+                await _throttle(state, actor, bucket, delay)
             if isinstance(message, bytes):
                 _reply_error(
                     state, actor, ErrorCode.BINARY_UNSUPPORTED, "binary frames are not supported"
@@ -224,6 +216,16 @@ async def websocket_handle(
         actor.last_heard = trio.current_time()
         if ws.has_output():
             mailbox.nudge()  # a pong (or the echo of a close) for the writer to send
+
+
+async def _throttle(state: ServerState, actor: Actor, bucket: TokenBucket, delay: float) -> None:
+    """Wait until the bucket has a token for the next message, and take it. A client
+    being throttled is not silent: it is the server that is not reading."""
+    while delay > 0:
+        state.throttled_seconds += delay
+        await trio.sleep(delay)
+        actor.last_heard = trio.current_time()
+        delay = bucket.delay(actor.last_heard)
 
 
 def dispatch(state: ServerState, session: Session, text: str) -> None:
@@ -361,15 +363,25 @@ async def websocket_info(state: ServerState, ws: WebSocket, actor: Actor) -> Non
     Pings when the keepalive asks (keepalive.py watches the clocks)."""
     timeout = state.settings.keepalive_timeout
     mailbox = actor.mailbox
+
+    def progress() -> None:
+        # A large write that keeps moving is a reader that keeps reading, however
+        # slowly: renew its deadline (unless the actor is being kicked).
+        if actor.sending is not None and actor.close_code is None:
+            actor.sending.deadline = trio.current_time() + timeout
+
     try:
         while True:
             await mailbox.wait()
-            ws.queue_texts(mailbox.take_all())
+            ws.queue_texts(actor.take_mail())
             ws.queue_texts(actor.extra_frames())  # presence: after the calls, coalesced
-            if not await _write(actor, ws.flush(), timeout):
+            if not await _write(actor, ws.flush(progress), timeout):
                 actor.kick(
-                    CloseCode.SLOW_CONSUMER, f"slow consumer: a send blocked for {timeout:g}s"
+                    CloseCode.SLOW_CONSUMER,
+                    f"slow consumer: a write made no progress for {timeout:g}s",
+                    cause="write-timeout",
                 )
+            actor.written()
             if actor.ping_due:
                 actor.ping_due = False
                 if not await _write(actor, ws.ping(), timeout):
@@ -419,7 +431,7 @@ async def _flush_and_close(ws: WebSocket, actor: Actor) -> None:
     if actor.frame_cut:
         return  # no frame can follow half a frame; the caller drops the TCP stream
     code = actor.close_code or CloseCode.NORMAL
-    backlog = actor.mailbox.take_all()
+    backlog = actor.drop_mail()
     with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
         if code not in (CloseCode.SLOW_CONSUMER, CloseCode.KEEPALIVE_TIMEOUT):
             ws.queue_texts(backlog)

@@ -26,7 +26,7 @@ import orjson
 import trio
 
 from . import engine, logsafe, metrics, static
-from .actor import Actor, next_actor_id
+from .actor import Actor
 from .auth import ANONYMOUS, AuthFailed, Identity, address_host, origin_allowed
 from .config import ice_config
 from .handler import run_actor
@@ -408,8 +408,7 @@ async def open_websocket(
             pass
     if ws is None:
         return None
-    actor = Actor(id=next_actor_id(), address=address, mailbox_size=settings.mailbox_size)
-    return ws, actor, identity
+    return ws, state.new_actor(address), identity
 
 
 async def plain_http(state: ServerState, request: h11.Request) -> bytes:

@@ -122,9 +122,37 @@ class _StateCollector:
         )
         yield _counter(
             "rtcserver_mailbox_overflows",
-            "slow consumers disconnected (close 4000): the mailbox overflowed, or one send "
-            "blocked for keepalive_timeout",
+            "slow consumers disconnected (close 4000): over a byte limit or the server's "
+            "budget, or a write that made no progress for keepalive_timeout",
             counters["mailbox-overflow"],
+        )
+        yield _gauge(
+            "rtcserver_queued_bytes",
+            "bytes waiting to be written to clients, all connections together",
+            state.budget.total,
+        )
+        yield _gauge(
+            "rtcserver_queued_bytes_largest",
+            "bytes waiting for the connection that holds the most",
+            state.budget.largest(),
+        )
+        yield _gauge(
+            "rtcserver_queue_budget_bytes",
+            "queue_budget: the server-wide limit",
+            state.budget.limit,
+        )
+        yield _counter(
+            "rtcserver_throttled_seconds",
+            "seconds connections' readers waited for the rate limit (summed)",
+            state.throttled_seconds,
+        )
+        yield _counter_family(
+            counters,
+            "close:",
+            "rtcserver_closes",
+            "WebSocket connections ended, by cause (client, lost, hard-limit, soft-limit, "
+            "budget, write-timeout, write-stuck, keepalive-timeout, going-away, ...)",
+            "cause",
         )
         yield _counter("rtcserver_crashes", "connection actors that crashed", counters["crashes"])
         yield _counter(

@@ -31,7 +31,6 @@ class ErrorCode(enum.StrEnum):
     BINARY_UNSUPPORTED = "binary-unsupported"  # binary frame; the protocol is text
     NOT_IN_ROOM = "not-in-room"  # a relay message before GETROOM/ENTERROOM
     NO_PEER = "no-peer"  # a relay message while alone in the room: not delivered
-    RATE_LIMITED = "rate-limited"  # over the message rate; dropped, close 1008 if it goes on
     FORBIDDEN = "forbidden"  # GETROOM with a token whose `rooms` claim lists the only rooms
     RESERVED_TYPE = "reserved-type"  # a type only the server sends: not relayed
     # Cluster mode (--redis): an operation that needs Redis or another node failed.
@@ -56,10 +55,10 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001  # the server is shutting down
-    POLICY_VIOLATION = 1008  # kept flooding past the rate limit
+    POLICY_VIOLATION = 1008  # authentication failed, or the token expired
     MESSAGE_TOO_BIG = 1009  # a message over max_message_size
     INTERNAL_ERROR = 1011  # the connection's actor crashed (logged); others unaffected
-    SLOW_CONSUMER = 4000  # the client stopped reading: mailbox full or send stuck
+    SLOW_CONSUMER = 4000  # the client stopped reading: over its byte limits, or a write stuck
     KEEPALIVE_TIMEOUT = 4001  # no pong within keepalive_timeout
 
 

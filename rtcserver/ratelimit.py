@@ -27,12 +27,16 @@ class TokenBucket:
             return True
         return False
 
-    def is_full(self, now: float) -> bool:
-        """True once the client has been quiet long enough to save a whole burst."""
+    def delay(self, now: float) -> float:
+        """Spend one token if there is one (0.0); otherwise the seconds until there is
+        (nothing spent: ask again then)."""
         if self.rate <= 0:
-            return True
+            return 0.0
         self._refill(now)
-        return self.tokens >= self.burst
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
 
     def _refill(self, now: float) -> None:
         elapsed = now - self.stamp

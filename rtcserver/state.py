@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from .actor import Actor
+from .actor import Actor, next_actor_id
 from .auth import Gatekeeper
+from .backlog import Budget, Limits
 from .calls import Switchboard
 from .config import Settings
 from .expiry import Expiries
@@ -45,6 +46,8 @@ class ServerState:
     # Set each time the last connection closes: shutdown waits on it.
     idle: trio.Event = attrs.field(factory=trio.Event)
     counters: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    # Seconds readers spent waiting for rate-limit tokens, summed over connections.
+    throttled_seconds: float = 0.0
     _handshakes: set[trio.CancelScope] = attrs.field(factory=set)
     # Set when a call starts or ends, so the ring timer recomputes its next deadline.
     _ring_changed: trio.Event = attrs.field(factory=trio.Event)
@@ -58,6 +61,22 @@ class ServerState:
     expiries: Expiries = attrs.field(factory=Expiries)
     per_address: AddressCounts = attrs.field(factory=AddressCounts)
     hosts: HostAllowList = attrs.field(factory=lambda: HostAllowList(names=frozenset()))
+    # Bytes waiting for clients, server-wide (backlog.py); made in `create`.
+    budget: Budget = attrs.field(init=False)
+    limits: Limits = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        settings = self.settings
+        self.limits = Limits(
+            hard=settings.mailbox_hard_limit,
+            soft=settings.mailbox_soft_limit,
+            soft_seconds=settings.mailbox_soft_seconds,
+        )
+        self.budget = Budget(limit=settings.queue_budget, holders=lambda: self.actors)
+
+    def new_actor(self, address: str) -> Actor:
+        """The actor for a connection that has just been upgraded."""
+        return Actor(id=next_actor_id(), address=address, limits=self.limits, budget=self.budget)
 
     def ring_timer_event(self) -> trio.Event:
         if self._ring_changed.is_set():

@@ -18,11 +18,23 @@ def test_defaults_come_from_settings() -> None:
 
 
 def test_environment_overrides_defaults_and_flags_override_environment() -> None:
-    env = {"RTCSERVER_PORT": "4000", "RTCSERVER_MAILBOX_SIZE": "900", "RTCSERVER_TRUST_PROXY": "1"}
+    env = {
+        "RTCSERVER_PORT": "4000",
+        "RTCSERVER_MAILBOX_SOFT_LIMIT": "900000",
+        "RTCSERVER_TRUST_PROXY": "1",
+    }
     settings = load_settings([], environ=env)
-    assert (settings.port, settings.mailbox_size, settings.trust_proxy) == (4000, 900, True)
+    assert (settings.port, settings.mailbox_soft_limit, settings.trust_proxy) == (
+        4000,
+        900000,
+        True,
+    )
     settings = load_settings(["--port", "5000", "--no-trust-proxy"], environ=env)
-    assert (settings.port, settings.mailbox_size, settings.trust_proxy) == (5000, 900, False)
+    assert (settings.port, settings.mailbox_soft_limit, settings.trust_proxy) == (
+        5000,
+        900000,
+        False,
+    )
 
 
 def test_lists_are_comma_separated_and_empty_means_none() -> None:
@@ -46,11 +58,12 @@ def test_every_setting_has_a_flag_an_env_var_and_help() -> None:
     [
         ["--port", "70000"],
         ["--port", "many"],
-        ["--mailbox-size", "0"],
+        ["--mailbox-hard-limit", "0"],
         ["--room-capacity", "1"],
         ["--keepalive-timeout", "0"],
         ["--log-level", "loud"],
-        ["--mailbox-size", "10", "--rate-burst", "20"],
+        ["--mailbox-soft-limit", "20000000", "--mailbox-hard-limit", "10000000"],
+        ["--queue-budget", "1000", "--mailbox-hard-limit", "100000"],
     ],
 )
 def test_bad_values_are_refused_with_a_message(argv: list[str]) -> None:

@@ -15,10 +15,11 @@ import trio.testing
 import trustme
 
 from rtcserver import calls, limits, logsafe, lookalike, passwords, protocol, tokens
-from rtcserver.actor import Actor
 from rtcserver.auth import AuthFailed, Gatekeeper, Identity
+from rtcserver.config import Settings
 from rtcserver.expiry import Expiries
 from rtcserver.hosts import HostAllowList
+from rtcserver.state import ServerState
 from tests.conftest import StartServer, settings_for_tests
 from tests.support.client import connect, make_pair
 from tests.support.process import running_server
@@ -507,7 +508,7 @@ async def test_past_a_small_open_files_limit_clients_get_503_not_tracebacks() ->
 async def test_expiries_come_due_in_order_and_forgotten_ones_never() -> None:
     expiries = Expiries()
     now = time.time()
-    actors = [Actor(id=i, address="127.0.0.1:1", mailbox_size=4) for i in range(3)]
+    actors = [ServerState.create(Settings()).new_actor("127.0.0.1:1") for i in range(3)]
     expiries.watch(actors[0], Identity(expires=now + 30))
     expiries.watch(actors[1], Identity(expires=now + 10))
     expiries.watch(actors[2], Identity(expires=now + 20))

@@ -9,6 +9,7 @@ import pytest
 from rtcserver.actor import Actor
 from rtcserver.cluster.mirror import Link, Mirror, RemoteMember, member_id, parse_member
 from rtcserver.config import Settings, load_settings, validate
+from rtcserver.state import ServerState
 
 
 class FakeBus:
@@ -21,7 +22,7 @@ class FakeBus:
 
 
 def _actor(n: int) -> Actor:
-    return Actor(id=n, address=f"127.0.0.1:{n}", mailbox_size=8)
+    return ServerState.create(Settings()).new_actor(f"127.0.0.1:{n}")
 
 
 def _mirror() -> tuple[Mirror, list[tuple[int, int]]]:

@@ -219,9 +219,9 @@ class _FaultyWebSocket:
         await self._hit(Point.RECEIVE)
         return await self._ws.receive()  # type: ignore[no-any-return]
 
-    async def flush(self) -> None:
+    async def flush(self, progress: Any = None) -> None:
         await self._hit(Point.SEND)
-        await self._ws.flush()
+        await self._ws.flush(progress)
 
     async def ping(self) -> None:
         await self._hit(Point.PING)
