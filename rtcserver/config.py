@@ -112,7 +112,12 @@ class Settings:
         "throttled (read more slowly), never dropped or closed (0: no limit)",
     )
     rate_burst: int = _opt(2000, "messages one connection may send in a burst at full speed")
-    room_capacity: int = _opt(2, "members per room (the book's rooms hold two)")
+    room_capacity: int = _opt(
+        2, "members of a room whose creator asks for no capacity (the book's rooms hold two)"
+    )
+    max_room_capacity: int = _opt(
+        8, 'the largest capacity a room\'s creator may ask for (GETROOM "capacity")'
+    )
     drain_timeout: float = _opt(
         5.0, "seconds a shutdown waits for connections to close before it cuts them"
     )
@@ -325,6 +330,8 @@ def validate(settings: Settings) -> str | None:
             return f"{name} must be at least 1"
     if settings.room_capacity < 2:
         return "room_capacity must be at least 2"
+    if settings.max_room_capacity < settings.room_capacity:
+        return "max_room_capacity must be at least room_capacity"
     for name in (
         "keepalive_interval",
         "keepalive_timeout",

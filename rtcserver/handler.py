@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 import trio
@@ -30,8 +31,8 @@ from .engine import Closed, WebSocket
 from .mailbox import MailboxClosed
 from .protocol import CloseCode, ErrorCode, WrongRoomReason
 from .ratelimit import TokenBucket
-from .registry import Created, Departure, Entered, Refused
-from .rooms import Peer
+from .registry import Created, Departure, Entered, Refused, is_multi_party
+from .rooms import Peer, roster_text
 from .state import ServerState
 
 log = logging.getLogger("rtcserver")
@@ -242,27 +243,43 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         actor.tell(protocol.encode(error.reply))
         return
     match message:
-        case protocol.Relay(type=kind):
-            dispatch_relay(state, actor, text, kind)
-        case protocol.GetRoom():
+        case protocol.Relay(type=kind, fields=fields):
+            dispatch_relay(state, actor, text, kind, fields)
+        case protocol.GetRoom(capacity=asked, roster=roster):
             if not _identity(session).may_create_rooms:
                 _reply_error(
                     state, actor, ErrorCode.FORBIDDEN, "your token allows only the rooms it lists"
                 )
                 return
-            if state.cluster is not None:
-                session.pending = lambda: _join_cluster(state, actor, None, create=True)
+            settings = state.settings
+            capacity = protocol.room_capacity(
+                asked, settings.room_capacity, settings.max_room_capacity
+            )
+            if capacity is None:
+                _reply_error(
+                    state,
+                    actor,
+                    ErrorCode.BAD_CAPACITY,
+                    f"capacity must be an integer from 2 to {settings.max_room_capacity}",
+                )
                 return
-            _room_created(actor, registry.create(actor))
-        case protocol.EnterRoom(room=room):
+            if state.cluster is not None:
+                session.pending = lambda: _join_cluster(
+                    state, actor, None, create=True, capacity=capacity, roster=roster
+                )
+                return
+            _room_created(state, actor, registry.create(actor, capacity), roster)
+        case protocol.EnterRoom(room=room, roster=roster):
             if room is not None and not _identity(session).may_enter(room):
                 actor.tell(protocol.encode(protocol.WrongRoom(reason=WrongRoomReason.FORBIDDEN)))
                 log_event(actor, "wrongroom", room, reason=WrongRoomReason.FORBIDDEN)
                 return
             if state.cluster is not None:
-                session.pending = lambda: _join_cluster(state, actor, room, create=False)
+                session.pending = lambda: _join_cluster(
+                    state, actor, room, create=False, capacity=None, roster=roster
+                )
                 return
-            _room_entered(actor, room, registry.enter(room, actor))
+            _room_entered(state, actor, room, registry.enter(room, actor), roster)
         case protocol.GetConfig():
             config = ice_config(state.settings, _turn_user(session), time.time())
             actor.tell(protocol.encode(protocol.Config(**config)))
@@ -272,7 +289,7 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
             if registry.name_of(actor) is not None:
                 phone.call_control(state, actor, kind, fields)
             elif registry.room_of(actor) is not None:
-                dispatch_relay(state, actor, text, kind)  # not ours: a room's own message
+                dispatch_relay(state, actor, text, kind, fields)  # a room's own message
             else:
                 _reply_error(state, actor, ErrorCode.NOT_LOGGED_IN, f"{kind} needs a LOGIN first")
         case protocol.Auth():
@@ -286,39 +303,90 @@ def _identity(session: Session) -> Identity:
     return session.identity
 
 
-def _room_created(actor: Actor, created: Created[Peer]) -> None:
+def _room_created(state: ServerState, actor: Actor, created: Created[Peer], roster: bool) -> None:
     _announce_departure(actor, created.left)
     actor.tell(protocol.encode(protocol.GetRoomReply(value=created.room)))
+    if roster or is_multi_party(state.registry.capacity_of(created.room)):
+        _tell_roster(state, actor, created.room)
     log_event(actor, "room-created", created.room)
 
 
-def _room_entered(actor: Actor, room: int | None, result: Entered[Peer] | Refused[Peer]) -> None:
+def _room_entered(
+    state: ServerState,
+    actor: Actor,
+    room: int | None,
+    result: Entered[Peer] | Refused[Peer],
+    roster: bool,
+) -> None:
     _announce_departure(actor, result.left)
     if isinstance(result, Refused):
         actor.tell(protocol.encode(protocol.WrongRoom(reason=result.reason)))
         log_event(actor, "wrongroom", room, reason=result.reason)
+        return
+    registry = state.registry
+    multi = is_multi_party(registry.capacity_of(result.room))
+    if multi:
+        joined = protocol.peer_joined_text(registry.member_id(actor), registry.name_of(actor))
     else:
-        for member in result.already_there:
-            member.tell(protocol.PEER_JOINED_TEXT)
-        log_event(actor, "room-entered", result.room)
+        joined = protocol.PEER_JOINED_TEXT
+    for member in result.already_there:
+        member.tell(joined)
+    if roster or multi:
+        _tell_roster(state, actor, result.room)
+    log_event(actor, "room-entered", result.room)
 
 
-async def _join_cluster(state: ServerState, actor: Actor, room: int | None, create: bool) -> None:
+def _tell_roster(state: ServerState, actor: Actor, room: int) -> None:
+    """ROOM: the newcomer's own id and the others' (with their names), oldest first."""
+    actor.tell(roster_text(state.registry, actor, room))
+
+
+async def _join_cluster(
+    state: ServerState,
+    actor: Actor,
+    room: int | None,
+    *,
+    create: bool,
+    capacity: int | None,
+    roster: bool,
+) -> None:
     """GETROOM/ENTERROOM in cluster mode: one atomic script on Redis (cluster/node.py)."""
     assert state.cluster is not None
     try:
         if create:
-            _room_created(actor, await state.cluster.create(actor))
+            assert capacity is not None
+            _room_created(state, actor, await state.cluster.create(actor, capacity), roster)
         else:
-            _room_entered(actor, room, await state.cluster.enter(room, actor))
+            _room_entered(state, actor, room, await state.cluster.enter(room, actor), roster)
     except ClusterUnavailable as failure:
         _reply_error(state, actor, ErrorCode.CLUSTER_UNAVAILABLE, str(failure))
         log_event(actor, "cluster-unavailable", room)
 
 
-def dispatch_relay(state: ServerState, actor: Actor, text: str, kind: str) -> None:
-    """Forward the original text to the other member(s); never silently drop it."""
+def dispatch_relay(
+    state: ServerState, actor: Actor, text: str, kind: str, fields: dict[str, Any]
+) -> None:
+    """Forward the original text to the other member(s); never silently drop it.
+    In a multi-party room the text gains its sender's id as its last key, and `to`
+    picks one receiver."""
     registry = state.registry
+    suffix = registry.from_suffix(actor)
+    if suffix is not None:
+        text = text[: text.rindex("}")] + suffix
+        to = fields.get("to")
+        if to is not None:
+            peer = registry.peer_with_id(actor, to)
+            if peer is None:
+                _reply_error(
+                    state,
+                    actor,
+                    ErrorCode.NO_SUCH_PEER,
+                    f"{kind!r} not delivered: `to` names nobody else in the room",
+                )
+                return
+            peer.tell(text)
+            state.counters["relayed"] += 1
+            return
     peers = registry.peers_of(actor)
     if peers:
         for peer in peers:
@@ -350,8 +418,9 @@ def _reply_error(state: ServerState, actor: Actor, code: ErrorCode, message: str
 def _announce_departure(actor: Actor, departure: Departure[Peer] | None) -> None:
     if departure is None:
         return
+    text = protocol.peer_left_text(departure.left_id)
     for peer in departure.remaining:
-        peer.tell(protocol.PEER_LEFT_TEXT)
+        peer.tell(text)
     log_event(actor, "room-left", departure.room)
 
 
@@ -375,7 +444,8 @@ async def websocket_info(state: ServerState, ws: WebSocket, actor: Actor) -> Non
             await mailbox.wait()
             ws.queue_texts(actor.take_mail())
             ws.queue_texts(actor.extra_frames())  # presence: after the calls, coalesced
-            if not await _write(actor, ws.flush(progress), timeout):
+            # Most writes fit the socket's buffer: written at once, no await, no deadline.
+            if not ws.write_now() and not await _write(actor, ws.flush(progress), timeout):
                 actor.kick(
                     CloseCode.SLOW_CONSUMER,
                     f"slow consumer: a write made no progress for {timeout:g}s",

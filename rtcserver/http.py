@@ -251,6 +251,7 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
                     return
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+        del holding  # held for the connection's life otherwise (a deque: most of a KB)
         if head_deadline.cancelled_caught:
             if state.shutting_down:
                 await send_and_linger(stream, text_response(503, "server is shutting down"))

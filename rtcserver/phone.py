@@ -141,8 +141,9 @@ def apply(state: ServerState, effects: Iterable[calls.Effect]) -> None:
                 members = tuple(a for a in parties if a is not None)
                 room, departures = registry.create_private(members)
                 for departure in departures:
+                    left = protocol.peer_left_text(departure.left_id)
                     for peer in departure.remaining:
-                        peer.tell(protocol.PEER_LEFT_TEXT)
+                        peer.tell(left)
                 log.info("event=call-room call=%s room=%d", call_id, room)
                 apply(state, state.switchboard.room_created(call_id, room))
             case calls.CloseRoom(room=room):

@@ -31,6 +31,8 @@ class ErrorCode(enum.StrEnum):
     BINARY_UNSUPPORTED = "binary-unsupported"  # binary frame; the protocol is text
     NOT_IN_ROOM = "not-in-room"  # a relay message before GETROOM/ENTERROOM
     NO_PEER = "no-peer"  # a relay message while alone in the room: not delivered
+    NO_SUCH_PEER = "no-such-peer"  # a relay message whose `to` names nobody in the room
+    BAD_CAPACITY = "bad-capacity"  # GETROOM asking for a capacity outside 2..max_room_capacity
     FORBIDDEN = "forbidden"  # GETROOM with a token whose `rooms` claim lists the only rooms
     RESERVED_TYPE = "reserved-type"  # a type only the server sends: not relayed
     # Cluster mode (--redis): an operation that needs Redis or another node failed.
@@ -97,6 +99,39 @@ class PeerJoined:
 @attrs.frozen(kw_only=True)
 class PeerLeft:
     type: Literal["PEERLEFT"] = attrs.field(default="PEERLEFT")
+
+
+# Multi-party rooms (capacity above two) and rosters: every member has an id in its room.
+
+
+@attrs.frozen(kw_only=True)
+class Member:
+    id: str
+    name: str | None  # the LOGIN name, or null for a guest
+
+
+@attrs.frozen(kw_only=True)
+class Room:
+    """To a member that got into a room: who it is there and who else is."""
+
+    type: Literal["ROOM"] = attrs.field(default="ROOM")
+    value: int
+    id: str
+    capacity: int
+    members: list[Member]
+
+
+@attrs.frozen(kw_only=True)
+class MemberJoined:
+    type: Literal["PEERJOINED"] = attrs.field(default="PEERJOINED")
+    id: str
+    name: str | None
+
+
+@attrs.frozen(kw_only=True)
+class MemberLeft:
+    type: Literal["PEERLEFT"] = attrs.field(default="PEERLEFT")
+    id: str
 
 
 @attrs.frozen(kw_only=True)
@@ -179,6 +214,9 @@ ServerMessage = (
     | WrongRoom
     | PeerJoined
     | PeerLeft
+    | Room
+    | MemberJoined
+    | MemberLeft
     | Error
     | AuthReply
     | Config
@@ -197,12 +235,37 @@ PEER_JOINED_TEXT: Final = encode(PeerJoined())
 PEER_LEFT_TEXT: Final = encode(PeerLeft())
 
 
+def peer_joined_text(member_id: str | None, name: str | None) -> str:
+    """PEERJOINED as a room of two has it (no id: the book's shape), or with the id."""
+    if member_id is None:
+        return PEER_JOINED_TEXT
+    return encode(MemberJoined(id=member_id, name=name))
+
+
+def peer_left_text(member_id: str | None) -> str:
+    if member_id is None:
+        return PEER_LEFT_TEXT
+    return encode(MemberLeft(id=member_id))
+
+
+def from_suffix(member_id: str) -> str:
+    """What closes a relayed object in a multi-party room: the sender's id, as its last
+    key. JSON.parse and orjson keep the last of duplicate keys, so a `from` the sender
+    wrote itself cannot pass for another member's."""
+    return f',"from":{orjson.dumps(member_id).decode()}}}'
+
+
 # ---------------------------------------------------------------- client messages
 
 
 @attrs.frozen
 class GetRoom:
-    """`{"type":"GETROOM","value":""}`: make a new room and become its first member."""
+    """`{"type":"GETROOM","value":""}`: make a new room and become its first member.
+    `capacity` is what the client asked for (unchecked; absent: None); `roster` asks for
+    ROOM even in a room of two."""
+
+    capacity: object = None
+    roster: bool = False
 
 
 @attrs.frozen
@@ -210,6 +273,7 @@ class EnterRoom:
     """`{"type":"ENTERROOM","value":N}`: `room` is None when N is not a valid room number."""
 
     room: int | None
+    roster: bool = False
 
 
 @attrs.frozen
@@ -245,6 +309,7 @@ SERVER_ONLY_TYPES: Final = frozenset(
     {
         "PEERJOINED",
         "PEERLEFT",
+        "ROOM",
         "WRONGROOM",
         "ERROR",
         "CONFIG",
@@ -311,9 +376,9 @@ def decode(text: str) -> ClientMessage:
         what = "missing" if "type" not in obj else f"a {_json_kind(kind)}"
         raise ProtocolError(ErrorCode.BAD_TYPE, f"`type` must be a string; it is {what}")
     if kind == "GETROOM":
-        return GetRoom()
+        return GetRoom(capacity=obj.get("capacity"), roster=obj.get("roster") is True)
     if kind == "ENTERROOM":
-        return EnterRoom(room=room_number(obj.get("value")))
+        return EnterRoom(room=room_number(obj.get("value")), roster=obj.get("roster") is True)
     if kind == "AUTH":
         return Auth(fields=obj)
     if kind == "GETCONFIG":
@@ -327,6 +392,16 @@ def decode(text: str) -> ClientMessage:
             ErrorCode.RESERVED_TYPE, f"{kind!r} is sent by the server only: not relayed"
         )
     return Relay(type=kind, fields=obj)
+
+
+def room_capacity(value: object, default: int, maximum: int) -> int | None:
+    """The capacity a GETROOM asks for: `default` when absent, None when it is not a JSON
+    integer in 2..maximum."""
+    if value is None:
+        return default
+    if type(value) is int and 2 <= value <= maximum:
+        return value
+    return None
 
 
 def _json_kind(value: object) -> str:

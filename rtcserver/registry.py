@@ -10,6 +10,11 @@ It also holds names (gproc's unique `n` keys, beside the rooms' `p` keys): a log
 user's name maps to its actor, and no two live actors share one, nor two names that
 look alike (equal TR39 skeletons, `lookalike.skeleton`: `alice` and Cyrillic `аlice`).
 
+Every member has an id in its room (`member_id`): unguessable, unique in the room, new
+at each entry. Rooms hold `capacity` members, chosen by their creator; a room of more
+than two is *multi-party*: its departures name who left (`Departure.left_id`) and its
+relayed messages name their sender (`from_suffix`). Rooms of two keep the book's shapes.
+
 "A registration dies with its actor" (invariant 1) is kept by the connection actor,
 which calls `forget` in the `finally` that ends its life; `forget` is idempotent.
 """
@@ -23,7 +28,7 @@ from typing import Generic, TypeVar
 import attrs
 
 from .lookalike import skeleton
-from .protocol import MAX_ROOM, WrongRoomReason
+from .protocol import MAX_ROOM, WrongRoomReason, from_suffix
 
 A = TypeVar("A", bound=Hashable)
 
@@ -33,12 +38,23 @@ def draw_room_number() -> int:
     return secrets.randbelow(MAX_ROOM) + 1
 
 
+def draw_member_id(room: int, member: object) -> str:
+    """A member id from a CSPRNG (72 bits): unguessable, and short on the wire."""
+    return secrets.token_urlsafe(9)
+
+
+def is_multi_party(capacity: int) -> bool:
+    return capacity > 2
+
+
 @attrs.frozen
 class Departure(Generic[A]):
-    """`actor` left `room`; `remaining` are the members to tell (PEERLEFT)."""
+    """`actor` left `room`; `remaining` are the members to tell (PEERLEFT). `left_id`:
+    the id of who left, in a multi-party room (None in a room of two: the book's PEERLEFT)."""
 
     room: int
     remaining: tuple[A, ...]
+    left_id: str | None = None
 
 
 @attrs.frozen
@@ -68,15 +84,27 @@ class RegistryStats:
 
 
 class Registry(Generic[A]):
-    """Rooms of at most `capacity` members; every member is in at most one room."""
+    """Rooms of at most their capacity (`capacity` unless the creator chose another);
+    every member is in at most one room."""
 
-    def __init__(self, capacity: int = 2, draw: Callable[[], int] = draw_room_number) -> None:
+    def __init__(
+        self,
+        capacity: int = 2,
+        draw: Callable[[], int] = draw_room_number,
+        new_id: Callable[[int, A], str] = draw_member_id,
+    ) -> None:
         if capacity < 2:
             raise ValueError("a room needs space for at least two members")
         self.capacity = capacity
         self._draw = draw
+        self._new_id = new_id
         self._rooms: dict[int, list[A]] = {}
         self._room_of: dict[A, int] = {}
+        self._capacity: dict[int, int] = {}
+        self._id_of: dict[A, str] = {}
+        self._with_id: dict[int, dict[str, A]] = {}
+        # Members of multi-party rooms only: what closes the messages they send.
+        self._from: dict[A, str] = {}
         self._actor_named: dict[str, A] = {}
         self._name_of: dict[A, str] = {}
         self._name_with_skeleton: dict[str, str] = {}
@@ -95,6 +123,28 @@ class Registry(Generic[A]):
         if room is None:
             return ()
         return tuple(m for m in self._rooms[room] if m != actor)
+
+    def capacity_of(self, room: int) -> int:
+        return self._capacity.get(room, self.capacity)
+
+    def member_id(self, actor: A) -> str | None:
+        return self._id_of.get(actor)
+
+    def from_suffix(self, actor: A) -> str | None:
+        """The relay's `,"from":id}` for a member of a multi-party room, else None."""
+        return self._from.get(actor)
+
+    def peer_with_id(self, actor: A, member_id: object) -> A | None:
+        """The other member of `actor`'s room whose id is `member_id`, if any."""
+        room = self._room_of.get(actor)
+        if room is None or not isinstance(member_id, str):
+            return None
+        peer = self._with_id[room].get(member_id)
+        return None if peer is None or peer == actor else peer
+
+    def roster(self, room: int) -> list[tuple[str, A]]:
+        """Every member of `room` with its id, in the order they came."""
+        return [(self._id_of[m], m) for m in self._rooms.get(room, ())]
 
     def rooms(self) -> dict[int, tuple[A, ...]]:
         return {room: tuple(members) for room, members in self._rooms.items()}
@@ -119,14 +169,14 @@ class Registry(Generic[A]):
 
     # ------------------------------------------------------------------ changes
 
-    def create(self, actor: A) -> Created[A]:
+    def create(self, actor: A, capacity: int | None = None) -> Created[A]:
         """Make a new room with `actor` as its first member (leaving its old room)."""
         left = self.depart(actor)
         room = self._draw()
         while room in self._rooms:  # unique among live rooms
             room = self._draw()
-        self._rooms[room] = [actor]
-        self._room_of[actor] = room
+        self._capacity[room] = capacity or self.capacity
+        self._put(room, actor)
         return Created(room=room, left=left)
 
     def enter(self, room: int | None, actor: A) -> Entered[A] | Refused[A]:
@@ -139,11 +189,10 @@ class Registry(Generic[A]):
         members = self._rooms.get(room)
         if members is None:
             return Refused(reason=WrongRoomReason.NO_SUCH_ROOM, left=left)
-        if len(members) >= self.capacity:
+        if len(members) >= self.capacity_of(room):
             return Refused(reason=WrongRoomReason.ROOM_FULL, left=left)
         already_there = tuple(members)
-        members.append(actor)
-        self._room_of[actor] = room
+        self._put(room, actor)
         return Entered(room=room, already_there=already_there, left=left)
 
     def depart(self, actor: A) -> Departure[A] | None:
@@ -153,9 +202,27 @@ class Registry(Generic[A]):
             return None
         members = self._rooms[room]
         members.remove(actor)
+        left_id = self._id_of.pop(actor)
+        del self._with_id[room][left_id]
+        multi = self._from.pop(actor, None) is not None
         if not members:
             del self._rooms[room]
-        return Departure(room=room, remaining=tuple(members))
+            del self._with_id[room]
+            self._capacity.pop(room, None)
+        return Departure(room=room, remaining=tuple(members), left_id=left_id if multi else None)
+
+    def _put(self, room: int, member: A) -> None:
+        """Add `member` to `room` (which it is not in), with a fresh id."""
+        self._rooms.setdefault(room, []).append(member)
+        self._room_of[member] = room
+        ids = self._with_id.setdefault(room, {})
+        member_id = self._new_id(room, member)
+        while member_id in ids:  # unique in the room
+            member_id = draw_member_id(room, member)
+        ids[member_id] = member
+        self._id_of[member] = member_id
+        if is_multi_party(self.capacity_of(room)):
+            self._from[member] = from_suffix(member_id)
 
     def create_private(self, actors: tuple[A, ...]) -> tuple[int, list[Departure[A]]]:
         """A new room holding exactly `actors` (a call's two parties), each leaving the
@@ -166,9 +233,9 @@ class Registry(Generic[A]):
         room = self._draw()
         while room in self._rooms:
             room = self._draw()
-        self._rooms[room] = list(actors)
+        self._capacity[room] = max(2, len(actors))
         for actor in actors:
-            self._room_of[actor] = room
+            self._put(room, actor)
         return room, departures
 
     def register_name(self, name: str, actor: A) -> bool:

@@ -9,7 +9,12 @@ and the single-node path stays exactly what it was.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from . import protocol
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 
 class Peer(Protocol):
@@ -18,3 +23,16 @@ class Peer(Protocol):
     def tell(self, text: str) -> bool: ...
 
     def __hash__(self) -> int: ...
+
+
+def roster_text(registry: Registry[Peer], member: Peer, room: int) -> str:
+    """ROOM for `member` of `room`: its own id, and the others' ids and names."""
+    own = registry.member_id(member)
+    assert own is not None, "told only to a member"
+    others = [
+        protocol.Member(id=member_id, name=registry.name_of(other))
+        for member_id, other in registry.roster(room)
+        if other is not member
+    ]
+    reply = protocol.Room(value=room, id=own, capacity=registry.capacity_of(room), members=others)
+    return protocol.encode(reply)

@@ -163,3 +163,21 @@ def test_directory_run_measures_both_servers_completely(tmp_path: Path) -> None:
             assert positive(r["rss_per_user_kb"]) and r["extra_p99_ms"] >= r["extra_p50_ms"] > 0
         if r["scenario"] == "calls-40":
             assert r["calls_completed"] == 20 and r["incoming_p99_ms"] > 0
+
+
+def test_fanout_compares_rooms_of_eight_with_rooms_of_two(tmp_path: Path) -> None:
+    out = tmp_path / "fanout.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--fanout", "--rooms", "8", "--seconds", "0.5",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, f"bench failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "÷two-party" in proc.stdout
+    results = {r["layout"]: r for r in json.loads(out.read_text())["fanout"]}
+    assert set(results) == {"two-party", "8-member", "8-member-to"}
+    assert results["8-member"]["members"] == 8 and results["two-party"]["members"] == 2
+    for figures in results.values():
+        assert figures["delivered_per_s"] > 0 and figures["unexpected"] == 0
+        assert figures["server_cpu_us_per_delivered"] > 0

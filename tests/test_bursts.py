@@ -265,3 +265,21 @@ async def _metrics(port: int) -> dict[str, int]:
                 body += chunk
     closes = re.findall(rb'^rtcserver_closes_total\{cause="([^"]+)"\} (\S+)$', body, re.M)
     return {cause.decode(): int(float(value)) for cause, value in closes}
+
+
+async def test_a_departure_is_not_delayed_by_an_unanswered_ping(
+    start_server: StartServer,
+) -> None:
+    """Security issue, item 11: PEERLEFT goes out at once, even while the server waits
+    for the peer's pong (the writer never waits for pongs)."""
+    server = await start_server(keepalive_interval=0.2, keepalive_timeout=30.0)
+    async with room_pair(server.port) as (a, b):
+        raw = b.stream  # read b's bytes ourselves: no pong is ever sent
+        seen = b""
+        with trio.fail_after(10):
+            while b"\x89" not in seen:  # a ping frame (FIN + opcode 9) reached b
+                seen += await raw.receive_some(4096)
+        await a.close()
+        with trio.fail_after(5):  # far below keepalive_timeout: not held behind the ping
+            while b"PEERLEFT" not in seen:
+                seen += await raw.receive_some(4096)

@@ -227,3 +227,48 @@ async def test_websocket_upgrade_works_on_any_path(start_server: StartServer) ->
     for path in ("/", "/ws", "/websocket"):
         async with connect(f"ws://127.0.0.1:{server.port}{path}") as client:
             assert await client.create_room() > 0
+
+
+UPGRADE = (
+    "GET /ws HTTP/{version}\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def masked_text_frame(text: str) -> bytes:
+    payload = text.encode()
+    assert len(payload) < 126
+    mask = b"\x01\x02\x03\x04"
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + body
+
+
+async def test_frames_sent_right_behind_the_upgrade_request_are_read(
+    start_server: StartServer,
+) -> None:
+    """A client may pipeline its first message behind the request head, before the 101."""
+    server = await start_server()
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(
+            UPGRADE.format(version="1.1").encode() + masked_text_frame('{"type":"GETROOM"}')
+        )
+        received = b""
+        with trio.fail_after(5):
+            while b'"GETROOM"' not in received:
+                received += await stream.receive_some(4096)
+        assert received.startswith(b"HTTP/1.1 101 ")
+        assert b'{"type":"GETROOM","value":' in received
+
+
+async def test_an_upgrade_over_http_1_0_gets_505(start_server: StartServer) -> None:
+    server = await start_server()
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(UPGRADE.format(version="1.0").encode())
+        received = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(4096):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 505 "), received[:100]
+    assert server.supervisor.crashes["connection"] == 0

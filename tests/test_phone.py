@@ -109,7 +109,7 @@ async def test_accepted_call_puts_both_in_a_private_room_that_relays(
         assert a == b and a["call"] == call_id and isinstance(a["room"], int)
         assert len(server.state.registry.members(a["room"])) == 2
         await alice.send('{"type":"offer","sdp":"v=0 from alice"}')
-        assert await bob.recv_text() == '{"type":"offer","sdp":"v=0 from alice"}'
+        assert await bob.recv_relayed() == '{"type":"offer","sdp":"v=0 from alice"}'
         # Presence went in-call for both.
         await alice.send({"type": "HANGUP", "call": call_id})
         assert await until(bob, "HANGUP") == {"type": "HANGUP", "call": call_id}
@@ -235,7 +235,7 @@ async def test_two_hundred_concurrent_calls(start_server: StartServer) -> None:
             room = (await until(callers[i], "CALLACCEPTED"))["room"]
             await until(callees[i], "CALLACCEPTED")
             await callers[i].send(f'{{"type":"offer","n":{i}}}')
-            assert await callees[i].recv_text() == f'{{"type":"offer","n":{i}}}'
+            assert await callees[i].recv_relayed() == f'{{"type":"offer","n":{i}}}'
             rooms.append(room)
 
         with trio.fail_after(60):

@@ -134,3 +134,54 @@ def test_statistics_count_rooms_and_members() -> None:
     reg.create("c")
     stats = reg.statistics()
     assert (stats.rooms, stats.members) == (2, 3)
+
+
+def test_a_creator_chooses_the_capacity_of_its_room() -> None:
+    reg = registry()
+    room = reg.create("a", capacity=4).room
+    assert reg.capacity_of(room) == 4
+    for member in "bcd":
+        assert isinstance(reg.enter(room, member), Entered)
+    refused = reg.enter(room, "e")
+    assert isinstance(refused, Refused) and refused.reason is WrongRoomReason.ROOM_FULL
+    two = reg.create("x").room
+    assert reg.capacity_of(two) == 2
+
+
+def test_members_have_ids_unique_in_their_room_and_new_at_each_entry() -> None:
+    reg = registry()
+    room = reg.create("a", capacity=8).room
+    for member in "bcdefgh":
+        reg.enter(room, member)
+    ids = [member_id for member_id, _ in reg.roster(room)]
+    assert len(set(ids)) == 8
+    assert [m for _, m in reg.roster(room)] == list("abcdefgh")  # the order they came
+    old = reg.member_id("b")
+    reg.depart("b")
+    assert reg.member_id("b") is None
+    assert reg.peer_with_id("a", old) is None
+    reg.enter(room, "b")
+    assert reg.member_id("b") != old
+    assert reg.peer_with_id("a", reg.member_id("b")) == "b"
+    assert reg.peer_with_id("b", reg.member_id("b")) is None  # not oneself
+    assert reg.peer_with_id("a", 7) is None
+
+
+def test_only_multi_party_rooms_name_senders_and_who_left() -> None:
+    reg = registry()
+    two = reg.create("a").room
+    reg.enter(two, "b")
+    assert reg.from_suffix("a") is None
+    departure = reg.depart("b")
+    assert departure is not None and departure.left_id is None
+    many = reg.create("c", capacity=3).room
+    reg.enter(many, "d")
+    d_id = reg.member_id("d")
+    assert reg.from_suffix("d") == f',"from":"{d_id}"}}'
+    departure = reg.depart("d")
+    assert departure is not None and departure.left_id == d_id
+    assert departure.remaining == ("c",)
+    reg.depart("c")
+    reg.depart("a")
+    assert reg.statistics().rooms == 0
+    assert reg.capacity_of(many) == 2  # a dead room's capacity is forgotten

@@ -104,7 +104,10 @@ def test_secret_never_appears_in_the_ice_servers(
 
 
 @given(
-    user_id=st.text(st.characters(min_codepoint=0x20, exclude_characters="\x7f"), max_size=64),
+    user_id=st.text(
+        st.characters(min_codepoint=0x20, exclude_characters="\x7f", exclude_categories=["Cs"]),
+        max_size=64,
+    ),  # no lone surrogates: no JSON text or name can hold one
     later=st.integers(min_value=1, max_value=10**6),
 )
 def test_any_change_to_the_username_changes_the_password(user_id: str, later: int) -> None:

@@ -4,7 +4,7 @@
  * in outgoing.js; files in filetransfer.js. This module wires them to the page.
  *
  *   /            create a room, show its link, wait for a peer
- *   /?room=N     enter room N and call the peer in it
+ *   /?room=N     enter room N and call the peer in it (a group room: conference.html)
  *   &relay=1     force iceTransportPolicy "relay" (operators testing TURN)
  *   &token=T     a personal sign-in token, for a server in token mode
  *                (config.json "auth":"token"); it goes on the WebSocket URL.
@@ -397,6 +397,15 @@ function connect(room) {
     }
   });
   on("wrongroom", (event) => showWrongRoom(event.detail.reason));
+  on("conference", (event) => {
+    // A group call: the grid page takes the same room (and the sign-in token, if any).
+    const url = new URL("conference.html", window.location.href);
+    url.searchParams.set("room", String(event.detail.room));
+    if (token) {
+      url.searchParams.set("token", token);
+    }
+    window.location.replace(url.href);
+  });
   on("peerjoined", () => {
     setStatus("A peer is joining…");
     chat.enable(true);

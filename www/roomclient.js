@@ -42,7 +42,8 @@ function roomFromMessage(value) {
  * start() rejects with an AuthError when the server refuses the sign-in.
  * Properties: room, peerPresent, call (PeerCall or null), pc (its
  *   RTCPeerConnection or null: tests read window.rtc.pc).
- * Events: "room" {room}, "wrongroom" {reason}, "peerjoined", "peerleft",
+ * Events: "room" {room}, "wrongroom" {reason}, "conference" {room} (the link
+ *   leads to a group call: the page hands over to conference.html), "peerjoined", "peerleft",
  *   "calling", "remotestream" (MediaStream), "callstate" (connectionState),
  *   "chat" {text}, "servererror" {code, message}, "disconnected" {code, reason},
  *   "unhandled" (any other message, for pages that extend the protocol),
@@ -112,16 +113,9 @@ class RoomClient extends EventTarget {
       return; // hung up while signing in
     }
     if (this.joining) {
-      this.channel.send({ type: "ENTERROOM", value: this.room });
-      // A room exists only while someone is in it, so a successful entry
-      // means a peer is there; WRONGROOM takes this back.
-      this.peerPresent = true;
-      emit(this, "room", { room: this.room });
-      // Not queued behind the inbox: a WRONGROOM arriving while the camera
-      // starts must be seen at once (it cancels the offer).
-      this._startCall(true).catch((err) => {
-        console.error("rtclib: could not start the call", err);
-      });
+      // The roster (ROOM) says what kind of room the link leads to: a room of
+      // two is this page's; a larger one is a group call (conference.html).
+      this.channel.send({ type: "ENTERROOM", value: this.room, roster: true });
     } else {
       this.channel.send({ type: "GETROOM", value: "" });
     }
@@ -167,6 +161,27 @@ class RoomClient extends EventTarget {
         }
         this.room = room;
         emit(this, "room", { room: room });
+        return;
+      }
+      case "ROOM": {
+        if (!this.joining || this.peerPresent || this.call) {
+          return; // only our ENTERROOM is answered with ROOM
+        }
+        if (typeof msg.capacity === "number" && msg.capacity > 2) {
+          this.finished = true;
+          this.channel.close(1000, "a group call");
+          emit(this, "conference", { room: this.room });
+          return;
+        }
+        // A room exists only while someone is in it, so a successful entry
+        // means a peer is there.
+        this.peerPresent = true;
+        emit(this, "room", { room: this.room });
+        // Not awaited in the inbox: a PEERLEFT while the camera starts must be
+        // seen at once (it cancels the offer).
+        this._startCall(true).catch((err) => {
+          console.error("rtclib: could not start the call", err);
+        });
         return;
       }
       case "WRONGROOM":

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..actor import Actor
-from ..registry import Departure, Registry
+from ..registry import Departure, Registry, draw_member_id
 from ..rooms import Peer
 
 if TYPE_CHECKING:
@@ -72,9 +72,15 @@ class Link:
 class Mirror(Registry[Peer]):
     """`Registry` plus remote members, and the hook that takes departures to Redis."""
 
-    def __init__(self, capacity: int, on_local_departure: Callable[[Actor, int], None]) -> None:
-        super().__init__(capacity=capacity)
+    def __init__(
+        self,
+        capacity: int,
+        on_local_departure: Callable[[Actor, int], None],
+        new_id: Callable[[int, Peer], str] = draw_member_id,
+    ) -> None:
+        super().__init__(capacity=capacity, new_id=new_id)
         self.shared: set[int] = set()
+        self.remote_names: dict[RemoteMember, str] = {}  # LOGIN names of remote members
         self.local: dict[int, Actor] = {}  # actor id -> local actor in a shared room
         self.remote: dict[str, RemoteMember] = {}  # member id -> proxy
         self._on_local_departure = on_local_departure
@@ -94,14 +100,28 @@ class Mirror(Registry[Peer]):
             if m != actor
         )
 
+    def peer_with_id(self, actor: Peer, member_id: object) -> Peer | None:
+        peer = super().peer_with_id(actor, member_id)
+        if type(peer) is RemoteMember and isinstance(actor, Actor):
+            room = self._room_of[actor]
+            return Link(peer, actor, room)
+        return peer
+
+    def name_of(self, actor: Peer) -> str | None:
+        name = self._name_of.get(actor)
+        if name is None and type(actor) is RemoteMember:
+            return self.remote_names.get(actor)
+        return name
+
     # ----------------------------------------------------------- departures
 
     def depart(self, actor: Peer) -> Departure[Peer] | None:
         """Leave the room. For a shared room the cluster is told (Redis cleanup and the
         other nodes' PEERLEFT happen in the background, in order) and only the local
         remaining members are returned, for the caller to tell PEERLEFT."""
+        shared = self._room_of.get(actor) in self.shared  # before `drop` may forget the room
         departure = self.drop(actor)
-        if departure is not None and isinstance(actor, Actor) and departure.room in self.shared:
+        if departure is not None and isinstance(actor, Actor) and shared:
             self._on_local_departure(actor, departure.room)
         return departure
 
@@ -115,23 +135,35 @@ class Mirror(Registry[Peer]):
             self.local.pop(member.id, None)
         elif isinstance(member, RemoteMember):
             self.remote.pop(member_id(member.node, member.actor), None)
+            self.remote_names.pop(member, None)
         if room not in self.shared:
             return departure
-        if not departure.remaining:
-            self.shared.discard(room)
         local = tuple(m for m in departure.remaining if isinstance(m, Actor))
-        return Departure(room=room, remaining=local)
+        if not local:
+            # No news of this room reaches a node with nobody in it: forget it whole, or
+            # a later newcomer here would find members who have left since.
+            for member in departure.remaining:
+                super().depart(member)
+                if isinstance(member, RemoteMember):
+                    self.remote.pop(member_id(member.node, member.actor), None)
+                    self.remote_names.pop(member, None)
+            self.shared.discard(room)
+        return Departure(room=room, remaining=local, left_id=departure.left_id)
 
     # ----------------------------------------------------------- arrivals
 
-    def add(self, room: int, member: Peer) -> None:
-        """Put `member` in shared `room` (leaving any room it is in, without a word)."""
+    def add(self, room: int, member: Peer, capacity: int | None = None) -> None:
+        """Put `member` in shared `room` (leaving any room it is in, without a word).
+        `capacity`: the room's, as Redis has it (a room it does not give is a call's)."""
         if self._room_of.get(member) == room:
             return
         self.drop(member)
         self.shared.add(room)
-        self._rooms.setdefault(room, []).append(member)
-        self._room_of[member] = room
+        if capacity is not None:
+            self._capacity[room] = capacity
+        elif room not in self._rooms:
+            self._capacity[room] = 2
+        self._put(room, member)
         if isinstance(member, Actor):
             self.local[member.id] = member
         elif isinstance(member, RemoteMember):

@@ -249,8 +249,9 @@ class Names:
                 continue
             departure = mirror.drop(actor)  # Redis already moved it
             if departure is not None:
+                left = protocol.peer_left_text(departure.left_id)
                 for peer in departure.remaining:
-                    peer.tell(protocol.PEER_LEFT_TEXT)
+                    peer.tell(left)
             for other in members:
                 other_node, other_id = parse_member(other)
                 if other_node != self.node:

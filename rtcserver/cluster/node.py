@@ -18,7 +18,10 @@ each. Everything else runs in permanent supervisor children, started by `run`:
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import random
@@ -36,8 +39,8 @@ from coredis.retry import NoRetryPolicy
 from .. import protocol
 from ..actor import Actor
 from ..protocol import ErrorCode, WrongRoomReason
-from ..registry import Created, Departure, Entered, Refused, draw_room_number
-from ..rooms import Peer
+from ..registry import Created, Departure, Entered, Refused, draw_room_number, is_multi_party
+from ..rooms import Peer, roster_text
 from . import scripts
 from .bus import Bus
 from .errors import ClusterUnavailable
@@ -79,7 +82,8 @@ class Cluster:
             connect_timeout=self.timeout,
             retry_policy=NoRetryPolicy(),
         )
-        self.mirror = Mirror(settings.room_capacity, self._departed)
+        self.mirror = Mirror(settings.room_capacity, self._departed, self.member_id_of)
+        self.id_key: bytes | None = None  # the cluster's secret for member ids (Redis `idkey`)
         self.bus = Bus(self, settings.bus_queue_size)
         self.names = Names(self)
         self.token: str | None = None  # the lease's token while this node holds one
@@ -129,7 +133,7 @@ class Cluster:
                 if isinstance(member, RemoteMember):
                     departure = mirror.drop(member)
                     if departure is not None:
-                        _tell_all(departure.remaining, protocol.PEER_LEFT_TEXT)
+                        _tell_left(departure)
         # Departures still queued for Redis: the next lease's reaping covers them.
         with contextlib.suppress(trio.WouldBlock):
             while True:
@@ -207,9 +211,21 @@ class Cluster:
 
     # ================================================================ GETROOM, ENTERROOM
 
-    async def create(self, actor: Actor) -> Created[Peer]:
+    def member_id_of(self, room: int, member: Peer) -> str:
+        """A member's id in `room`, the same on every node: an HMAC of the room and the
+        member under the cluster's `idkey`, so clients cannot guess it."""
+        assert self.id_key is not None, "nobody joins before the lease (and the key) is taken"
+        if isinstance(member, RemoteMember):
+            who = member_id(member.node, member.actor)
+        else:
+            assert isinstance(member, Actor)
+            who = member_id(self.node, member.id)
+        digest = hmac.new(self.id_key, f"{room}|{who}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:9]).decode()
+
+    async def create(self, actor: Actor, capacity: int) -> Created[Peer]:
         self._check()
-        outcome = await self._join(actor, "create", None)
+        outcome = await self._join(actor, "create", None, capacity)
         assert isinstance(outcome, Created)
         return outcome
 
@@ -220,12 +236,12 @@ class Cluster:
         if room is None:
             return Refused(reason=WrongRoomReason.INVALID_ROOM, left=mirror.depart(actor))
         self._check()
-        outcome = await self._join(actor, "enter", room)
+        outcome = await self._join(actor, "enter", room, self.capacity)
         assert not isinstance(outcome, Created)
         return outcome
 
     async def _join(
-        self, actor: Actor, mode: str, wanted: int | None
+        self, actor: Actor, mode: str, wanted: int | None, capacity: int
     ) -> Created[Peer] | Entered[Peer] | Refused[Peer]:
         mirror = self.mirror
         left: Departure[Peer] | None = None
@@ -233,13 +249,14 @@ class Cluster:
         if current is not None and current not in mirror.shared:
             left = mirror.depart(actor)  # a node-local room: leave it here
         member = member_id(self.node, actor.id)
+        name = mirror.name_of(actor) or ""
         token = self.token
         self.joining[actor.id] = []
         try:
             for _ in range(CREATE_ATTEMPTS):
                 room = draw_room_number() if wanted is None else wanted
                 reply = await self._call(
-                    mode, scripts.JOIN, self.node, token, member, mode, room, self.capacity
+                    mode, scripts.JOIN, self.node, token, member, mode, room, capacity, name
                 )
                 if reply[0] != "exists":
                     break
@@ -260,39 +277,45 @@ class Cluster:
         if current is not None and current in mirror.shared:
             left = mirror.drop(actor)
         if old_room:
-            self._news("L", int(old_room), member, reply[3 : 3 + count])
+            self._news("L", int(old_room), member, reply[4 : 4 + count])
         try:
             if status != "ok":
                 return Refused(reason=WrongRoomReason(status), left=left)
-            there = self._admit(room, actor, reply[3 + count :])
-            self._news("J", room, member, reply[3 + count :])
+            there = reply[4 + count :]
+            local = self._admit(room, actor, there, int(reply[3]))
+            self._news("J", room, member, there[0::2], name)
             if mode == "create":
                 return Created(room=room, left=left)
-            return Entered(room=room, already_there=there, left=left)
+            return Entered(room=room, already_there=local, left=left)
         finally:
             for frame in deferred:
                 self.on_frame(frame)
 
-    def _admit(self, room: int, actor: Actor, there: Iterable[str]) -> tuple[Peer, ...]:
-        """Put `actor` and the members Redis says are `there` in the mirror's `room`.
-        Returns the local ones (the caller tells them PEERJOINED)."""
+    def _admit(
+        self, room: int, actor: Actor, there: Sequence[str], capacity: int
+    ) -> tuple[Peer, ...]:
+        """Put `actor` and the members Redis says are `there` (member, name pairs) in
+        the mirror's `room`. Returns the local ones (the caller tells them PEERJOINED)."""
         mirror = self.mirror
         local: list[Peer] = []
-        for member in there:
+        for member, name in zip(there[0::2], there[1::2], strict=True):
             node, actor_id = parse_member(member)
             if node == self.node:
                 peer = mirror.local.get(actor_id)
                 if peer is not None and mirror.room_of(peer) == room:
                     local.append(peer)
             else:
-                mirror.add(room, mirror.remote_member(node, actor_id, self.bus))
-        mirror.add(room, actor)
+                remote = mirror.remote_member(node, actor_id, self.bus)
+                mirror.add(room, remote, capacity)
+                if name:
+                    mirror.remote_names[remote] = name
+        mirror.add(room, actor, capacity)
         return tuple(local)
 
     async def _forget_after_failed_join(self, actor: Actor, member: str) -> None:
         departure = self.mirror.drop(actor)
         if departure is not None:
-            _tell_all(departure.remaining, protocol.PEER_LEFT_TEXT)
+            _tell_left(departure)
         if self.token is None:
             return  # the next lease's reaping removes it from Redis
         try:  # now, not queued: a later join of the same actor must not be undone
@@ -303,15 +326,19 @@ class Cluster:
         if reply:
             self._news("L", int(reply[0]), member, reply[1:])
 
-    def _news(self, kind: str, room: int, member: str, targets: Iterable[str]) -> None:
-        """Tell the other nodes holding `targets` that `member` joined (J) or left (L)."""
+    def _news(
+        self, kind: str, room: int, member: str, targets: Iterable[str], name: str = ""
+    ) -> None:
+        """Tell the other nodes holding `targets` that `member` joined (J, with its
+        LOGIN name) or left (L)."""
         by_node: dict[str, list[str]] = defaultdict(list)
         for target in targets:
             node, _, actor_id = target.rpartition("/")
             if node != self.node:
                 by_node[node].append(actor_id)
         for node, actor_ids in by_node.items():
-            self.bus.control(node, f"{kind}|{room}|{member}|{','.join(actor_ids)}")
+            news = f"{kind}|{room}|{member}|{','.join(actor_ids)}"
+            self.bus.control(node, f"{news}|{name}" if name else news)
 
     # ================================================================ departures
 
@@ -390,20 +417,30 @@ class Cluster:
             node, actor_id = parse_member(member)
             remote = mirror.remote_member(node, actor_id, self.bus)
             known = mirror.room_of(remote) == room
+            name = fields[4] if len(fields) > 4 and fields[4] else None
             for target in (int(t) for t in fields[3].split(",") if t):
-                if self._defer(target, f"{kind}|{room}|{member}|{target}"):
+                news = f"{kind}|{room}|{member}|{target}"
+                if self._defer(target, f"{news}|{name}" if name else news):
                     continue
                 actor = mirror.local.get(target)
                 if actor is None or mirror.room_of(actor) != room:
                     continue  # it has left since; its own departure news is on its way
                 if kind == "J":
+                    # Every target was there before the newcomer, so this frame is how it
+                    # hears of it, even when the mirror already knows the newcomer (from
+                    # the roster of a later local joiner: a race of several joins).
                     if not known:
                         mirror.add(room, remote)
-                        actor.tell(protocol.PEER_JOINED_TEXT)
+                        known = True
+                    if name:
+                        mirror.remote_names[remote] = name
+                    multi = is_multi_party(mirror.capacity_of(room))
+                    joined_id = mirror.member_id(remote) if multi else None
+                    actor.tell(protocol.peer_joined_text(joined_id, name))
                 elif mirror.room_of(remote) == room:
                     departure = mirror.drop(remote)
                     if departure is not None:
-                        _tell_all(departure.remaining, protocol.PEER_LEFT_TEXT)
+                        _tell_left(departure)
         elif kind in _NAME_FRAMES:
             self.names.on_frame(kind, fields, body)
         elif kind == "E":
@@ -469,6 +506,10 @@ class Cluster:
         self._resync = False
         token = secrets.token_hex(8)
         sent = trio.current_time()
+        # A Redis that lost its data (restarted empty) gets back the key the nodes
+        # already share, from whichever node comes back first: ids stay the same.
+        proposal = self.id_key.decode() if self.id_key else secrets.token_hex(32)
+        self.id_key = (await self._call("idkey", scripts.ID_KEY, proposal)).encode()
         reaped = await self._call(
             "acquire", scripts.ACQUIRE, self.node, token, int(self.ttl * 1000)
         )
@@ -488,8 +529,10 @@ class Cluster:
 
     async def _rejoin(self, room: int, actor: Actor) -> None:
         member = member_id(self.node, actor.id)
+        name = self.mirror.name_of(actor) or ""
+        capacity = self.mirror.capacity_of(room)
         reply = await self._call(
-            "rejoin", scripts.JOIN, self.node, self.token, member, "rejoin", room, self.capacity
+            "rejoin", scripts.JOIN, self.node, self.token, member, "rejoin", room, capacity, name
         )
         if self.mirror.room_of(actor) != room:
             self._queue_departure(actor.id, room)  # it left meanwhile: undo the rejoin
@@ -499,7 +542,7 @@ class Cluster:
         if reply[0] != "ok":
             departure = self.mirror.drop(actor)
             if departure is not None:
-                _tell_all(departure.remaining, protocol.PEER_LEFT_TEXT)
+                _tell_left(departure)
             message = f"lost the place in room {room} while Redis was unreachable ({reply[0]})"
             self.state.counters[f"error:{ErrorCode.CLUSTER_UNAVAILABLE}"] += 1
             actor.tell(
@@ -507,8 +550,13 @@ class Cluster:
             )
             return
         count = int(reply[2])
-        self._admit(room, actor, reply[3 + count :])
-        self._news("J", room, member, reply[3 + count :])
+        there = reply[4 + count :]
+        self._admit(room, actor, there, int(reply[3]))
+        self._news("J", room, member, there[0::2], name)
+        if is_multi_party(self.mirror.capacity_of(room)):
+            # Back in the room after an outage, it is the newcomer: the members it
+            # was cut off from are in its roster (and they hear PEERJOINED).
+            actor.tell(roster_text(self.mirror, actor, room))
 
     def _announce_reaped(self, reply: Sequence[str]) -> int:
         """Tell every node holding a remaining member of a reaped room (L)."""
@@ -582,6 +630,10 @@ class Cluster:
             while self.bus.backlog:
                 await trio.sleep(0.01)
         self.token, self.ready = None, False
+
+
+def _tell_left(departure: Departure[Peer]) -> None:
+    _tell_all(departure.remaining, protocol.peer_left_text(departure.left_id))
 
 
 def _tell_all(peers: Iterable[Peer], text: str) -> None:

@@ -10,6 +10,10 @@ Keys, all under one prefix:
 - `members:<node>`   hash member id -> room: what a node holds, so it can be reaped.
 - `lease:<node>`     the node's lease: a token, with a TTL the node keeps renewing.
 - `nodes`            set of nodes that may hold members (the janitor's worklist).
+- `cap:<N>`          the room's capacity, set by its creator; dies with the room.
+- `label:<N>`        hash member id -> LOGIN name, for members that had one; dies
+                     with the room.
+- `idkey`            the cluster's secret for member ids (`Cluster.member_id_of`).
 
 Keys are built inside the scripts, so this needs one Redis (or a primary with
 replicas/Sentinel), not Redis Cluster.
@@ -22,14 +26,28 @@ from __future__ import annotations
 
 from typing import Final
 
-_REAP: Final = """
+# Take `member` out of `room` (the set, its label), and the room's keys with its last member.
+_DROP: Final = """
+local function drop(p, room, member)
+  local rk = p .. 'room:' .. room
+  redis.call('SREM', rk, member)
+  redis.call('HDEL', p .. 'label:' .. room, member)
+  if redis.call('SCARD', rk) == 0 then
+    redis.call('DEL', p .. 'cap:' .. room, p .. 'label:' .. room)
+  end
+end
+"""
+
+_REAP: Final = (
+    _DROP
+    + """
 local function reap(p, node, out)
   local mk = p .. 'members:' .. node
   local all = redis.call('HGETALL', mk)
   for i = 1, #all, 2 do
     local member, room = all[i], all[i + 1]
     local rk = p .. 'room:' .. room
-    redis.call('SREM', rk, member)
+    drop(p, room, member)
     local left = redis.call('SMEMBERS', rk)
     out[#out + 1] = room
     out[#out + 1] = member
@@ -39,22 +57,26 @@ local function reap(p, node, out)
   redis.call('DEL', mk)
 end
 """
+)
 
-# ARGV: prefix, node, token, member, mode (create|enter|rejoin), room, capacity.
-# Reply: {status, old room or '', count, count remaining members of the old room,
-#         members already in the new room...}; status ok, exists, no-such-room,
-#         room-full or no-lease (then nothing else).
-JOIN: Final = """
+# ARGV: prefix, node, token, member, mode (create|enter|rejoin), room, capacity (the new
+# room's on create; on enter/rejoin the fallback for a room without a `cap` key), name ('':
+# none). Reply: {status, old room or '', count, capacity, count remaining members of the
+# old room, then member, name ('' for none) for each member already in the new room};
+# status ok, exists, no-such-room, room-full or no-lease (then nothing else).
+JOIN: Final = (
+    _DROP
+    + """
 local p, node, token, member, mode, room = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local cap = tonumber(ARGV[7])
+local cap, name = tonumber(ARGV[7]), ARGV[8]
 if redis.call('GET', p .. 'lease:' .. node) ~= token then return {'no-lease'} end
 local rk = p .. 'room:' .. room
 if mode == 'create' and redis.call('EXISTS', rk) == 1 then return {'exists'} end
 local mk = p .. 'members:' .. node
 local old = redis.call('HGET', mk, member)
-local reply = {'ok', '', 0}
+local reply = {'ok', '', 0, 0}
 if old then
-  redis.call('SREM', p .. 'room:' .. old, member)
+  drop(p, old, member)
   redis.call('HDEL', mk, member)
   local left = redis.call('SMEMBERS', p .. 'room:' .. old)
   reply[2] = old
@@ -63,26 +85,49 @@ if old then
 end
 local size = redis.call('SCARD', rk)
 if mode == 'enter' and size == 0 then reply[1] = 'no-such-room' return reply end
+local stored = tonumber(redis.call('GET', p .. 'cap:' .. room))
+if mode == 'create' or (mode == 'rejoin' and not stored) then
+  redis.call('SET', p .. 'cap:' .. room, cap)  -- a rejoin may bring a reaped room back
+else
+  cap = stored or cap
+end
+reply[4] = cap
 if mode ~= 'create' and size >= cap then reply[1] = 'room-full' return reply end
-for _, m in ipairs(redis.call('SMEMBERS', rk)) do reply[#reply + 1] = m end
+local lk = p .. 'label:' .. room
+for _, m in ipairs(redis.call('SMEMBERS', rk)) do
+  reply[#reply + 1] = m
+  reply[#reply + 1] = redis.call('HGET', lk, m) or ''
+end
 redis.call('SADD', rk, member)
 redis.call('HSET', mk, member, room)
+if name ~= '' then redis.call('HSET', lk, member, name) end
 return reply
 """
+)
 
 # ARGV: prefix, node, member, room ('' = whichever room it is in).
 # Reply: {} if it was not there, else {room, remaining members...}.
-LEAVE: Final = """
+LEAVE: Final = (
+    _DROP
+    + """
 local p, node, member, room = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local mk = p .. 'members:' .. node
 local old = redis.call('HGET', mk, member)
 if not old or (room ~= '' and old ~= room) then return {} end
 local rk = p .. 'room:' .. old
-redis.call('SREM', rk, member)
+drop(p, old, member)
 redis.call('HDEL', mk, member)
 local reply = {old}
 for _, m in ipairs(redis.call('SMEMBERS', rk)) do reply[#reply + 1] = m end
 return reply
+"""
+)
+
+# The cluster's secret for member ids: made by the first node, read by the others.
+# ARGV: prefix, a fresh secret. Reply: the secret.
+ID_KEY: Final = """
+redis.call('SET', ARGV[1] .. 'idkey', ARGV[2], 'NX')
+return redis.call('GET', ARGV[1] .. 'idkey')
 """
 
 # ARGV: prefix, node, token, ttl in ms. Reply: 1 renewed, 0 lost (expired or replaced).
@@ -162,7 +207,9 @@ return cur
 # A call's private room, made by the leader with both parties in it, each leaving the
 # room it was in. ARGV: prefix, room, member... Reply: {'exists'}, {'no-lease', node}, or
 # {'ok', then reaping groups (room, member, count, remaining...) for the rooms left}.
-PRIVATE: Final = """
+PRIVATE: Final = (
+    _DROP
+    + """
 local p, room = ARGV[1], ARGV[2]
 local rk = p .. 'room:' .. room
 if redis.call('EXISTS', rk) == 1 then return {'exists'} end
@@ -177,7 +224,7 @@ for i = 3, #ARGV do
   local mk = p .. 'members:' .. node
   local old = redis.call('HGET', mk, member)
   if old then
-    redis.call('SREM', p .. 'room:' .. old, member)
+    drop(p, old, member)
     local left = redis.call('SMEMBERS', p .. 'room:' .. old)
     out[#out + 1] = old
     out[#out + 1] = member
@@ -187,8 +234,10 @@ for i = 3, #ARGV do
   redis.call('SADD', rk, member)
   redis.call('HSET', mk, member, room)
 end
+redis.call('SET', p .. 'cap:' .. room, 2)
 return out
 """
+)
 
 # A call is over: empty its room. ARGV: prefix, room. Reply: the members it held.
 CLOSE: Final = """
@@ -199,7 +248,7 @@ for _, member in ipairs(members) do
   local mk = p .. 'members:' .. string.match(member, '^(.*)/[^/]*$')
   if redis.call('HGET', mk, member) == room then redis.call('HDEL', mk, member) end
 end
-redis.call('DEL', rk)
+redis.call('DEL', rk, p .. 'cap:' .. room, p .. 'label:' .. room)
 return members
 """
 

@@ -179,10 +179,10 @@ async def test_a_call_across_nodes_rings_connects_relays_and_hangs_up(
         members = shared_redis.cli("SMEMBERS", f"rtc:room:{room}").split()
         assert len(members) == 2 and len({m.rpartition("/")[0] for m in members}) == 2
         await alice.send(ODD_TEXT)
-        assert await bob.recv_text() == ODD_TEXT
+        assert await bob.recv_relayed() == ODD_TEXT
         answer = '{"type":"answer","sdp":"v=0\\r\\n"}'
         await bob.send(answer)
-        assert await alice.recv_text() == answer
+        assert await alice.recv_relayed() == answer
         await alice.send({"type": "HANGUP", "call": ringing["call"]})
         assert await until(bob, "HANGUP") == {"type": "HANGUP", "call": ringing["call"]}
         # Whoever heard HANGUP is out of the call's room already, and Redis empties it.

@@ -22,7 +22,8 @@ class FakeBus:
 
 
 def _actor(n: int) -> Actor:
-    return ServerState.create(Settings()).new_actor(f"127.0.0.1:{n}")
+    state = ServerState.create(Settings())
+    return Actor(id=n, address=f"127.0.0.1:{n}", limits=state.limits, budget=state.budget)
 
 
 def _mirror() -> tuple[Mirror, list[tuple[int, int]]]:
@@ -55,9 +56,9 @@ async def test_local_departure_tells_only_local_peers_and_queues_the_redis_side(
     assert name is None
     assert departure is not None
     assert departure.remaining == (b,)  # the remote member hears it over the bus
-    assert departures == [(1, 5)]
+    assert departures == [(a.id, 5)]
     assert mirror.room_of(a) is None
-    assert 1 not in mirror.local
+    assert a.id not in mirror.local
 
 
 async def test_dropping_the_last_member_forgets_the_shared_room() -> None:

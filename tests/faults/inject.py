@@ -219,6 +219,10 @@ class _FaultyWebSocket:
         await self._hit(Point.RECEIVE)
         return await self._ws.receive()  # type: ignore[no-any-return]
 
+    def write_now(self) -> bool:
+        # No fast path under test: every write goes through `flush`, the SEND point.
+        return False
+
     async def flush(self, progress: Any = None) -> None:
         await self._hit(Point.SEND)
         await self._ws.flush(progress)

@@ -66,6 +66,17 @@ class Client:
         assert isinstance(message, str), f"expected a text frame, got {message!r}"
         return message
 
+    async def recv_relayed(self, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """The next text that is not a directory frame, exactly as it came. Directory
+        frames go out whenever the connection writes, so they may come first; they are
+        folded into `directory`."""
+        with trio.fail_after(timeout):
+            while True:
+                text = await self.recv_text(timeout)
+                if not text.startswith(('{"type":"DIRECTORY"', '{"type":"USERS"')):
+                    return text
+                self.fold(orjson.loads(text))
+
     async def recv(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         value = orjson.loads(await self.recv_text(timeout))
         assert isinstance(value, dict)

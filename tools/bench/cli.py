@@ -13,6 +13,7 @@ from pathlib import Path
 from .config import QUICK, SCENARIOS, Plan, make_plan
 from .crossnode import run_cluster
 from .directory import run_directory
+from .fanout import run_fanout
 from .plot import matplotlib_missing
 from .progress import say
 from .run import run
@@ -130,6 +131,13 @@ def parser() -> argparse.ArgumentParser:
         default=1000,
         metavar="N",
         help="--directory: users logged in when N/2 of them call the others (default 1000)",
+    )
+    target.add_argument(
+        "--fanout",
+        action="store_true",
+        help='instead of the scenarios: rooms of 8 (broadcast, and targeted with "to") '
+        "against rooms of two, CPU per delivered message, closed loop (uses --rooms: a "
+        "quarter as many rooms of 8; --seconds and the first of --payloads)",
     )
     how = p.add_argument_group("how")
     how.add_argument(
@@ -263,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         return status
     if args.cluster:
         status = run_cluster(plan, log_dir, args.pin, args.json)
+    if args.cluster or args.fanout:
+        comparison = run_cluster if args.cluster else run_fanout
+        status = comparison(plan, log_dir, args.pin, args.json)
         if status == 0:
             shutil.rmtree(log_dir, ignore_errors=True)
         else:

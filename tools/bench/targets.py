@@ -136,6 +136,9 @@ def rtcserver_launcher(
         "0",
         "--max-connections",
         "100000",
+        # Every load-generator connection comes from 127.0.0.1.
+        "--max-connections-per-address",
+        "100000",
         *extra_args,
     ]
     counter = iter(range(1_000_000))

@@ -1,0 +1,247 @@
+/*
+ * conference.js: the group-call page (conference.html), a grid of tiles over
+ * mesh.js's MeshClient (one RTCPeerConnection per pair).
+ *
+ *   conference.html               create a room for up to ?size=N (default 8)
+ *   conference.html?room=N        enter room N (a room of two goes to the call page)
+ *   &name=NAME                    log in with NAME first, so tiles show it
+ *
+ * Links shared from here are the call page's (/?room=N): it sees that the room
+ * holds more than two and comes here. For tests: window.mesh is the MeshClient.
+ * Text from the network is only ever put in the page with textContent.
+ */
+import { check } from "./browsersupport.js";
+import { MeshClient } from "./mesh.js";
+import { parseRoom } from "./rtclib.js";
+import { $, Chat, getLocalMedia, isPressed, notice, playRemote, setPressed, show } from "./ui.js";
+
+const params = new URLSearchParams(window.location.search);
+const room = parseRoom(params.get("room"));
+const size = Number.parseInt(params.get("size") || "8", 10);
+const token = params.get("token") || null;
+const tiles = $("tiles");
+const template = $("tile-template");
+const setStatus = (text) => {
+  $("status-text").textContent = text;
+};
+const showMediaNotice = notice($("media-notice"));
+const muteMic = $("mute-mic");
+const cameraOff = $("camera-off");
+const hangUp = $("hang-up");
+const unmuteAll = $("unmute-all");
+const SPEAKING_LEVEL = 0.04;
+
+/** A tile for a member (or for us): its video, name and indicators. */
+function addTile(key, label) {
+  const figure = template.content.firstElementChild.cloneNode(true);
+  figure.dataset.member = key;
+  figure.querySelector(".tile-name").textContent = label;
+  tiles.appendChild(figure);
+  tiles.dataset.count = String(tiles.children.length);
+  return figure;
+}
+
+function tileOf(key) {
+  for (const tile of tiles.children) {
+    if (tile.dataset.member === key) {
+      return tile;
+    }
+  }
+  return null;
+}
+
+function setIndicator(tile, name, on) {
+  show(tile.querySelector(`.tile-${name}`), on);
+  tile.classList.toggle(name, on);
+}
+
+function removeTile(key) {
+  const tile = tileOf(key);
+  if (tile) {
+    tile.remove();
+    tiles.dataset.count = String(tiles.children.length);
+  }
+}
+
+function shareUrl(number) {
+  const url = new URL("/", window.location.href);
+  url.searchParams.set("room", String(number));
+  return url.href;
+}
+
+async function main() {
+  const support = check();
+  if (!support.ok) {
+    setStatus(support.message || "This browser cannot make calls.");
+    return;
+  }
+  const localMedia = getLocalMedia({
+    video: true,
+    say: showMediaNotice,
+    without: "You can still watch and chat.",
+  });
+  const mesh = new MeshClient({
+    room: room,
+    capacity: Number.isSafeInteger(size) ? size : 8,
+    localMedia: localMedia,
+    token: token,
+    name: params.get("name"),
+  });
+  window.mesh = mesh;
+  const own = addTile("self", "You");
+  own.querySelector("video").muted = true;
+  localMedia.then((stream) => {
+    if (stream) {
+      own.querySelector("video").srcObject = stream;
+      muteMic.disabled = stream.getAudioTracks().length === 0;
+      cameraOff.disabled = stream.getVideoTracks().length === 0;
+    }
+  });
+  const chat = new Chat({
+    log: $("chat-log"),
+    form: $("chat-form"),
+    input: $("chat-input"),
+    button: $("chat-send"),
+    send: (text) => mesh.sendChat(text),
+  });
+
+  const toggle = (button, kind) => {
+    button.addEventListener("click", async () => {
+      const stream = await localMedia;
+      const off = !isPressed(button);
+      setPressed(button, off);
+      for (const track of kind === "audio" ? stream.getAudioTracks() : stream.getVideoTracks()) {
+        track.enabled = !off;
+      }
+      setIndicator(own, kind === "audio" ? "muted" : "camera-off", off);
+      mesh.setMediaState(!isPressed(muteMic), !isPressed(cameraOff));
+    });
+  };
+  unmuteAll.addEventListener("click", () => {
+    for (const video of tiles.querySelectorAll(".tile:not([data-member=self]) video")) {
+      video.muted = false;
+      video.play().catch(() => {});
+    }
+    show(unmuteAll, false);
+  });
+  toggle(muteMic, "audio");
+  toggle(cameraOff, "video");
+  hangUp.addEventListener("click", () => {
+    mesh.hangUp();
+    for (const tile of [...tiles.children]) {
+      if (tile !== own) {
+        tile.remove();
+      }
+    }
+    tiles.dataset.count = "1";
+    setStatus("You left the call.");
+    hangUp.disabled = true;
+    chat.enable(false);
+  });
+
+  mesh.addEventListener("room", (event) => {
+    const { room: number, capacity } = event.detail;
+    setStatus(`Group call, up to ${capacity} people`);
+    const link = $("share-link");
+    link.href = shareUrl(number);
+    link.textContent = link.href;
+    show($("share"), true);
+    hangUp.disabled = false;
+    chat.enable(true);
+  });
+  $("copy-link").addEventListener("click", () => {
+    navigator.clipboard.writeText($("share-link").href).then(
+      () => {
+        $("copy-result").textContent = "Copied";
+      },
+      () => {
+        $("copy-result").textContent = "Copy the link by hand";
+      },
+    );
+  });
+  mesh.addEventListener("tworoom", (event) => {
+    window.location.replace(shareUrl(event.detail.room)); // a room of two: the call page
+  });
+  mesh.addEventListener("wrongroom", (event) => {
+    const reason = event.detail.reason;
+    $("wrong-room-message").textContent =
+      reason === "room-full" ? "This group call is full." : "This room link is not valid any more.";
+    show($("wrong-room"), true);
+    setStatus(reason === "room-full" ? "Room full" : "No such room");
+    document.body.dataset.wrongroom = reason;
+  });
+  mesh.addEventListener("peerjoined", (event) => {
+    const peer = event.detail.peer;
+    const tile = addTile(peer.id, peer.name || "Guest");
+    tile.querySelector("video").srcObject = peer.stream;
+  });
+  mesh.addEventListener("peerleft", (event) => removeTile(event.detail.peer.id));
+  mesh.addEventListener("peertrack", (event) => {
+    const tile = tileOf(event.detail.peer.id);
+    if (tile) {
+      // Autoplay policy: silent rather than not at all, with a button to hear everyone.
+      playRemote(tile.querySelector("video"), event.detail.peer.stream, unmuteAll);
+    }
+  });
+  mesh.addEventListener("peermedia", (event) => {
+    const { peer } = event.detail;
+    const tile = tileOf(peer.id);
+    if (tile) {
+      setIndicator(tile, "muted", !peer.media.audio);
+      setIndicator(tile, "camera-off", !peer.media.video);
+    }
+  });
+  mesh.addEventListener("chat", (event) => {
+    const { peer, text } = event.detail;
+    chat.add(peer ? peer.name || "Guest" : "Someone", text, false);
+  });
+  mesh.addEventListener("servererror", (event) => {
+    console.warn("server:", event.detail.code, event.detail.message);
+  });
+  mesh.addEventListener("disconnected", () => {
+    setStatus("Disconnected from the server.");
+    chat.enable(false);
+  });
+  setInterval(() => updateSpeaking(mesh, own), 400);
+  try {
+    await mesh.start();
+    setStatus(room === null ? "Creating a group call…" : "Joining…");
+  } catch (err) {
+    setStatus(err.message || String(err));
+  }
+}
+
+/**
+ * The speaking indicator. Theirs: the audio level each packet carries (RTP header
+ * extension, RFC 6464), read from the receiver, so it works before their sound is
+ * played (autoplay). Ours: the microphone's level at the source, from getStats.
+ */
+async function updateSpeaking(mesh, own) {
+  for (const peer of mesh.peers.values()) {
+    const tile = tileOf(peer.id);
+    if (!tile || !peer.pc) {
+      continue;
+    }
+    let level = 0;
+    for (const receiver of peer.pc.getReceivers()) {
+      if (receiver.track?.kind === "audio" && receiver.getSynchronizationSources) {
+        for (const source of receiver.getSynchronizationSources()) {
+          level = Math.max(level, source.audioLevel || 0);
+        }
+      }
+    }
+    setIndicator(tile, "speaking", level > SPEAKING_LEVEL && peer.media.audio);
+  }
+  const first = mesh.peers.values().next().value;
+  if (first?.pc) {
+    let level = 0;
+    (await first.pc.getStats()).forEach((report) => {
+      if (report.type === "media-source" && report.kind === "audio") {
+        level = Math.max(level, report.audioLevel || 0);
+      }
+    });
+    setIndicator(own, "speaking", level > SPEAKING_LEVEL && !isPressed(muteMic));
+  }
+}
+
+main();
