@@ -272,6 +272,7 @@ async def leave(target: Target, n: int) -> dict[str, Any]:
     result: dict[str, Any] = {"scenario": f"leave-{n}", "n": n, "complete": complete}
     result |= cpu.end()
     result["closed"] = _closed(staying)
+    result["close_codes"] = _close_codes(staying)
     for user in staying:
         user.conn.abort()
     return result
@@ -300,6 +301,7 @@ async def calls(target: Target, n: int) -> dict[str, Any]:
     result: dict[str, Any] = {"scenario": f"calls-{n}", "n": n, "complete": complete}
     result |= cpu.end()
     result["closed"] = _closed(users)
+    result["close_codes"] = _close_codes(users)
     result["calls_completed"] = sum(
         1 for c in callers if any(m.get("type") == "CALLACCEPTED" for _, m in c.inbox)
     )
