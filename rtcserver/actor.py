@@ -19,6 +19,7 @@ import trio
 
 from .backlog import Budget, Limits
 from .mailbox import Mailbox
+from .presence import Subscriber
 from .protocol import CloseCode
 
 _ids: Final = itertools.count(1)
@@ -54,6 +55,9 @@ class Actor:
     ping_sent: float | None = attrs.field(init=False, default=None)
     ping_due: bool = attrs.field(init=False, default=False)
     frame_cut: bool = attrs.field(init=False, default=False)
+    # The directory subscription (presence.py) of a logged-in user: its news is taken
+    # when the writer writes, behind the mailbox, so calls never wait behind presence.
+    presence: Subscriber | None = attrs.field(init=False, default=None)
     # Bytes the writer took from the mailbox and has not finished writing.
     writing: int = attrs.field(init=False, default=0)
     # Since when the queued bytes have been over the soft limit (None: they are not).
@@ -117,6 +121,11 @@ class Actor:
         self.kick(CloseCode.SLOW_CONSUMER, reason, cause="budget")
         self.drop_mail()
         self.mailbox.close()
+
+    def extra_frames(self) -> list[bytes]:
+        """What the writer sends after the mailbox: the directory's net change, if any."""
+        presence = self.presence
+        return [] if presence is None else presence.take()
 
     def request_ping(self, now: float) -> None:
         """Keepalive: have the writer ping the client (it is woken for it)."""

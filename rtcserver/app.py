@@ -19,7 +19,7 @@ from .config import Settings
 from .expiry import expiry_timer
 from .http import handle_connection
 from .keepalive import keepalive
-from .phone import ring_timer
+from .phone import presence_publisher, ring_timer
 from .protocol import CloseCode
 from .state import ServerState
 from .supervisor import Supervisor
@@ -103,6 +103,9 @@ async def serve(
                 await nursery.start(state.cluster.run, supervisor, wait)
             nursery.start_soon(listen)
             nursery.start_soon(supervisor.permanent, "ring-timer", ring_timer, state)
+            nursery.start_soon(
+                supervisor.permanent, "presence-publisher", presence_publisher, state
+            )
             nursery.start_soon(
                 supervisor.permanent,
                 "keepalive",

@@ -13,6 +13,7 @@ one screen and test it without a socket.
 from __future__ import annotations
 
 import enum
+import heapq
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Final, TypeAlias, final
@@ -262,6 +263,10 @@ class Switchboard:
     # precise "call-ended" instead of "no-such-call". The memory is bounded by the number
     # of users online.
     _last_ended: dict[str, str] = attrs.field(init=False, factory=dict)
+    # (deadline, call id) of every call that rang, a heap: `expire` and `next_deadline`
+    # cost O(log n) per call, not a scan of all calls. Entries of calls that were
+    # answered or ended meanwhile are stale, and dropped when they reach the top.
+    _deadlines: list[tuple[float, str]] = attrs.field(init=False, factory=list)
 
     # --- users coming and going --------------------------------------------------------
 
@@ -318,6 +323,7 @@ class Switchboard:
             raise RuntimeError("the call id factory repeated itself")
         deadline = now + self.ring_timeout
         self._calls[call_id] = Call(call_id, caller, callee, media, RINGING, deadline)
+        heapq.heappush(self._deadlines, (deadline, call_id))
         self._call_of[caller] = self._call_of[callee] = call_id
         return [
             Send(callee, _message("INCOMINGCALL", **{"from": caller}, call=call_id, media=media)),
@@ -366,8 +372,12 @@ class Switchboard:
         the callee gets CANCELLED. The shell calls this when its sleep until
         `next_deadline()` ends."""
         effects: list[Effect] = []
-        due = [c for c in self._calls.values() if c.deadline is not None and c.deadline <= now]
-        for call in due:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline, call_id = heapq.heappop(deadlines)
+            call = self._ringing(call_id)
+            if call is None or call.deadline != deadline:
+                continue
             effects.append(Send(call.caller, _message("NOANSWER", call=call.id)))
             effects.append(Send(call.callee, _message("CANCELLED", call=call.id)))
             effects += self._end(call)
@@ -377,8 +387,14 @@ class Switchboard:
 
     def next_deadline(self) -> float | None:
         """When `expire` next has work to do, or None if no call is ringing."""
-        deadlines = [c.deadline for c in self._calls.values() if c.deadline is not None]
-        return min(deadlines, default=None)
+        deadlines = self._deadlines
+        while deadlines and self._ringing(deadlines[0][1]) is None:
+            heapq.heappop(deadlines)  # answered or ended meanwhile
+        return deadlines[0][0] if deadlines else None
+
+    def _ringing(self, call_id: str) -> Call | None:
+        call = self._calls.get(call_id)
+        return call if call is not None and call.deadline is not None else None
 
     def status(self, name: str) -> Status:
         if name not in self._online:

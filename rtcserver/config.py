@@ -133,6 +133,16 @@ class Settings:
     directory: bool = _opt(
         True, "push the list of logged-in users and their presence to every user"
     )
+    presence_interval: float = _opt(
+        0.05,
+        "at least this many seconds between two directory updates: the changes in between "
+        "go out together, one frame per user",
+    )
+    presence_rate: float = _opt(
+        25000.0,
+        "directory frames per second for all users together: with many users, updates "
+        "come less often than presence_interval (users / presence_rate seconds apart)",
+    )
     turn: tuple[str, ...] = _tuple_opt(
         (), "TURN URLs handed to browsers, e.g. turn:turn.example.org:3478?transport=udp"
     )
@@ -329,9 +339,12 @@ def validate(settings: Settings) -> str | None:
         "drain_timeout",
         "ring_timeout",
         "redis_timeout",
+        "presence_rate",
     ):
         if getattr(settings, name) <= 0:
             return f"{name} must be positive"
+    if settings.presence_interval < 0:
+        return "presence_interval must be >= 0"
     if settings.lease_ttl < 0.3:
         return "lease_ttl must be at least 0.3 seconds"
     if settings.redis and not settings.redis.startswith(("redis://", "rediss://", "unix://")):

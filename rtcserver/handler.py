@@ -443,6 +443,7 @@ async def websocket_info(state: ServerState, ws: WebSocket, actor: Actor) -> Non
         while True:
             await mailbox.wait()
             ws.queue_texts(actor.take_mail())
+            ws.queue_texts(actor.extra_frames())  # presence: after the calls, coalesced
             # Most writes fit the socket's buffer: written at once, no await, no deadline.
             if not ws.write_now() and not await _write(actor, ws.flush(progress), timeout):
                 actor.kick(
@@ -484,6 +485,7 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
     state.expiries.forget(actor)
     if actor.close_code is CloseCode.SLOW_CONSUMER:
         state.counters["mailbox-overflow"] += 1
+    phone.unsubscribe(state, actor)
     departure, name = state.registry.forget(actor)
     _announce_departure(actor, departure)
     if name is not None:

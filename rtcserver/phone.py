@@ -57,29 +57,41 @@ def login(
         "conn=%d addr=%s event=login user=%s", actor.id, actor.address, logsafe.clean(requested)
     )
     actor.tell(protocol.encode(protocol.LoginOk(name=requested)))
-    if state.settings.directory:
-        board = state.switchboard
-        others = [
-            protocol.UserEntry(name=name, status=board.status(name).value)
-            for name in sorted(registry.names())
-            if name != requested
-        ]
-        actor.tell(protocol.encode(protocol.Users(users=others)))
-    effects = state.switchboard.online(requested)
-    # Arrival is announced as USERJOINED rather than PRESENCE.
-    joined = protocol.encode(protocol.UserJoined(name=requested, status="available"))
-    _broadcast(state, joined, exclude=requested)
-    apply(state, [e for e in effects if not _is_presence_of(e, requested)])
+    subscribe(state, actor)
+    apply(state, state.switchboard.online(requested))  # the directory: a join
     return None
+
+
+def subscribe(state: ServerState, actor: Actor) -> None:
+    """A user just logged in: the writer now takes the directory's news too, starting
+    with the whole directory (USERS), when it next writes."""
+    if state.settings.directory and actor.presence is None:
+        actor.presence = state.presence.subscribe(actor.mailbox.nudge)
+        actor.mailbox.nudge()
+
+
+def unsubscribe(state: ServerState, actor: Actor) -> None:
+    if actor.presence is not None:
+        state.presence.unsubscribe(actor.presence)
+        actor.presence = None
+
+
+def presence_changed(state: ServerState, name: str, status: calls.Status) -> None:
+    """Record a change; the publisher sends it with the others of its interval."""
+    if not state.settings.directory:
+        return
+    if status is calls.Status.OFFLINE:
+        state.presence.remove(name)
+    else:
+        state.presence.set(name, status.value)
+    state.presence_changed()
 
 
 def logout(state: ServerState, name: str) -> None:
     """The connection holding `name` has ended (its registrations are already gone)."""
     if state.cluster is not None:
         return state.cluster.names.logout(name)
-    effects = state.switchboard.offline(name)
-    apply(state, [e for e in effects if not _is_presence_of(e, name)])
-    _broadcast(state, protocol.encode(protocol.UserLeft(name=name)), exclude=name)
+    apply(state, state.switchboard.offline(name))
     state.ring_timer_changed()
 
 
@@ -123,9 +135,7 @@ def apply(state: ServerState, effects: Iterable[calls.Effect]) -> None:
                 if actor is not None:
                     actor.tell(orjson.dumps(dict(message)).decode())
             case calls.PresenceChanged(name=name, status=status):
-                if status is not calls.Status.OFFLINE:
-                    presence = protocol.Presence(name=name, status=status.value)
-                    _broadcast(state, protocol.encode(presence))
+                presence_changed(state, name, status)
             case calls.CreateRoom(call=call_id, caller=caller, callee=callee):
                 parties = tuple(registry.actor_named(n) for n in (caller, callee))
                 members = tuple(a for a in parties if a is not None)
@@ -154,16 +164,22 @@ async def ring_timer(state: ServerState) -> None:
         apply(state, state.switchboard.expire(trio.current_time()))
 
 
-def _is_presence_of(effect: calls.Effect, name: str) -> bool:
-    return isinstance(effect, calls.PresenceChanged) and effect.name == name
-
-
-def _broadcast(state: ServerState, text: str, exclude: str | None = None) -> None:
-    if not state.settings.directory:
-        return
-    for name, actor in state.registry.names().items():
-        if name != exclude:
-            actor.tell(text)
+async def presence_publisher(state: ServerState) -> None:
+    """Publish the directory's changes: seal them into a version and wake every
+    subscriber's writer, at most once per interval. The interval grows with the
+    subscribers (`presence_rate` frames per second in all), so presence work per
+    second is bounded whatever the login rate; a change after a quiet spell goes out
+    at once. Runs forever, as a permanent child of the supervisor."""
+    settings = state.settings
+    directory = state.presence
+    last = -float("inf")
+    while True:
+        await state.presence_event().wait()
+        interval = max(settings.presence_interval, directory.subscribers / settings.presence_rate)
+        await trio.sleep_until(last + interval)
+        last = trio.current_time()
+        for subscriber in directory.seal():
+            subscriber.wake()
 
 
 def _error(actor: Actor, code: ErrorCode, message: str) -> None:

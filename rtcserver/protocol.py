@@ -317,6 +317,7 @@ SERVER_ONLY_TYPES: Final = frozenset(
         "USERJOINED",
         "USERLEFT",
         "PRESENCE",
+        "DIRECTORY",
         "RINGING",
         "INCOMINGCALL",
         "CALLACCEPTED",

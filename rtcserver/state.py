@@ -24,6 +24,7 @@ from .expiry import Expiries
 from .hosts import HostAllowList
 from .limits import AddressCounts
 from .metrics import ServerMetrics
+from .presence import Directory
 from .registry import Registry
 from .rooms import Peer
 
@@ -50,6 +51,10 @@ class ServerState:
     _handshakes: set[trio.CancelScope] = attrs.field(factory=set)
     # Set when a call starts or ends, so the ring timer recomputes its next deadline.
     _ring_changed: trio.Event = attrs.field(factory=trio.Event)
+    # The directory as its subscribers see it (presence.py), and an event set when it
+    # has changes to publish (phone.presence_publisher).
+    presence: Directory = attrs.field(factory=Directory)
+    _presence_changed: trio.Event = attrs.field(factory=trio.Event)
     metrics: ServerMetrics = attrs.field(factory=ServerMetrics.create)
     cluster: Cluster | None = None  # set in cluster mode
     # Token-authenticated actors and when their tokens expire (expiry.py).
@@ -80,6 +85,14 @@ class ServerState:
 
     def ring_timer_changed(self) -> None:
         self._ring_changed.set()
+
+    def presence_event(self) -> trio.Event:
+        if self._presence_changed.is_set():
+            self._presence_changed = trio.Event()
+        return self._presence_changed
+
+    def presence_changed(self) -> None:
+        self._presence_changed.set()
 
     @classmethod
     def create(cls, settings: Settings) -> ServerState:

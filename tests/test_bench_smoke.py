@@ -132,6 +132,39 @@ def test_baseline_relay_speaks_the_same_protocol(tmp_path: Path) -> None:
     assert figures(document, "setups", "baseline")["completed"] == 40
 
 
+def test_directory_run_measures_both_servers_completely(tmp_path: Path) -> None:
+    """`--directory` at a tiny N: every scenario completes for rtcserver and the naive
+    Node directory, nobody is closed, and the figures are there (not their values)."""
+    assert shutil.which("node"), "node is not installed"
+    out = tmp_path / "directory.json"
+    args = ["--directory", "--storm-sizes", "60", "--leave-users", "80", "--call-users", "40"]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), *args, "--baseline", "on", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 0, f"bench failed:\n{proc.stdout}\n{proc.stderr}"
+    results = json.loads(out.read_text())["directory"]
+    seen = {(r["scenario"], r["target"]) for r in results}
+    assert seen == {
+        (scenario, target)
+        for scenario in ("storm-60", "leave-80", "calls-40")
+        for target in ("rtcserver", "node")
+    }
+    for r in results:
+        assert r["complete"] and r["closed"] == 0, r
+        assert positive(r["server_cpu_s"]) or r["server_cpu_s"] == 0, r
+        assert 0 < r["loadgen_cores"] < 4, r
+    for r in results:
+        if r["scenario"] == "storm-60":
+            assert positive(r["rss_per_user_kb"]) and r["extra_p99_ms"] >= r["extra_p50_ms"] > 0
+        if r["scenario"] == "calls-40":
+            assert r["calls_completed"] == 20 and r["incoming_p99_ms"] > 0
+
+
 def test_fanout_compares_rooms_of_eight_with_rooms_of_two(tmp_path: Path) -> None:
     out = tmp_path / "fanout.json"
     proc = subprocess.run(

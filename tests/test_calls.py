@@ -679,3 +679,31 @@ SwitchboardMachine.TestCase.settings = settings(
     max_examples=300, stateful_step_count=60, deadline=None
 )
 test_switchboard_invariants = SwitchboardMachine.TestCase
+
+
+def test_many_calls_time_out_in_deadline_order_and_answered_ones_never() -> None:
+    board = Switchboard(ring_timeout=RING, new_id=counting_ids())
+    users = [f"u{i}" for i in range(40)]
+    for name in users:
+        board.online(name)
+    ids = [
+        ringing_at(board, users[2 * k], users[2 * k + 1], T0 + k) for k in range(len(users) // 2)
+    ]
+    for k in range(0, len(ids), 2):  # every other call is answered, so never times out
+        board.accept(users[2 * k + 1], ids[k])
+    assert board.next_deadline() == T0 + 1 + RING
+    due = board.expire(T0 + 10 + RING)
+    noanswer = [
+        e.message["call"] for e in due if isinstance(e, Send) and e.message["type"] == "NOANSWER"
+    ]
+    assert noanswer == [ids[k] for k in range(1, 11, 2)]
+    assert board.next_deadline() == T0 + 11 + RING
+    board.expire(T0 + 100 + RING)
+    assert board.next_deadline() is None
+    assert board.statistics().ringing == 0 and board.statistics().active == 10
+
+
+def ringing_at(board: Switchboard, caller: str, callee: str, now: float) -> str:
+    effects = board.call(caller, callee, "video", now)
+    (incoming,) = [e for e in effects if isinstance(e, Send) and e.to == callee]
+    return str(incoming.message["call"])

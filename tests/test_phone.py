@@ -10,7 +10,7 @@ import trio
 
 from rtcserver import tokens
 from tests.conftest import StartServer
-from tests.support.client import Client, connect
+from tests.support.client import DIRECTORY_TYPES, Client, connect
 
 Stack = contextlib.AsyncExitStack
 
@@ -29,7 +29,7 @@ async def until(client: Client, kind: str, timeout: float = 5.0) -> dict[str, An
             message = await client.recv(timeout)
             if message["type"] == kind:
                 return message
-            assert message["type"] in {"USERS", "USERJOINED", "USERLEFT", "PRESENCE"}, message
+            assert message["type"] in DIRECTORY_TYPES, message
 
 
 async def call(caller: Client, callee: Client, to: str, media: str = "video") -> str:
@@ -45,17 +45,18 @@ async def test_login_gets_success_and_the_directory(start_server: StartServer) -
     url = f"ws://127.0.0.1:{server.port}/ws"
     async with Stack() as stack:
         alice = await login(stack, url, "alice")
-        assert await alice.expect("USERS") == {"type": "USERS", "users": []}
+        assert (await alice.expect("USERS"))["type"] == "USERS"  # first, right after LOGIN
+        await alice.directory_until(lambda d: d == {"alice": "available"})
         bob = await login(stack, url, "bob")
-        assert (await bob.expect("USERS"))["users"] == [{"name": "alice", "status": "available"}]
-        joined = await alice.expect("USERJOINED")
-        assert joined == {"type": "USERJOINED", "name": "bob", "status": "available"}
+        await bob.expect("USERS")
+        await bob.directory_until(lambda d: d == {"alice": "available", "bob": "available"})
+        await alice.directory_until(lambda d: d.get("bob") == "available")
         async with connect(url) as carol:
             await carol.send({"type": "LOGIN", "name": "carol"})
             await carol.expect("LOGIN")
-            assert (await alice.expect("USERJOINED"))["name"] == "carol"
-        assert await alice.expect("USERLEFT") == {"type": "USERLEFT", "name": "carol"}
-        assert (await until(bob, "USERLEFT"))["name"] == "carol"
+            await alice.directory_until(lambda d: "carol" in d)
+        await alice.directory_until(lambda d: "carol" not in d)
+        await bob.directory_until(lambda d: d == {"alice": "available", "bob": "available"})
 
 
 async def test_duplicate_and_invalid_names_are_refused(start_server: StartServer) -> None:
@@ -88,7 +89,8 @@ async def test_name_dies_with_the_connection(start_server: StartServer) -> None:
         async with connect(url) as first:
             await first.send({"type": "LOGIN", "name": "dora"})
             await first.expect("LOGIN")
-        await until(watcher, "USERLEFT")
+            await watcher.directory_until(lambda d: "dora" in d)
+        await watcher.directory_until(lambda d: "dora" not in d)
         await login(stack, url, "dora")  # free again
         assert server.state.registry.statistics().names == 2
 
@@ -107,7 +109,7 @@ async def test_accepted_call_puts_both_in_a_private_room_that_relays(
         assert a == b and a["call"] == call_id and isinstance(a["room"], int)
         assert len(server.state.registry.members(a["room"])) == 2
         await alice.send('{"type":"offer","sdp":"v=0 from alice"}')
-        assert await bob.recv_text() == '{"type":"offer","sdp":"v=0 from alice"}'
+        assert await bob.recv_relayed() == '{"type":"offer","sdp":"v=0 from alice"}'
         # Presence went in-call for both.
         await alice.send({"type": "HANGUP", "call": call_id})
         assert await until(bob, "HANGUP") == {"type": "HANGUP", "call": call_id}
@@ -122,13 +124,8 @@ async def test_presence_updates_reach_the_directory(start_server: StartServer) -
         watcher = await login(stack, url, "watcher")
         alice, bob = await login(stack, url, "alice"), await login(stack, url, "bob")
         await call(alice, bob, "bob")
-        seen: set[tuple[str, str]] = set()
-        with trio.fail_after(5):
-            while len(seen) < 2:
-                message = await watcher.recv()
-                if message["type"] == "PRESENCE":
-                    seen.add((message["name"], message["status"]))
-        assert seen == {("alice", "in-call"), ("bob", "in-call")}
+        in_call = {"alice": "in-call", "bob": "in-call"}
+        await watcher.directory_until(lambda d: d == {"watcher": "available"} | in_call)
 
 
 async def test_reject_cancel_busy_and_unknown_user(start_server: StartServer) -> None:
@@ -189,8 +186,9 @@ async def test_disconnect_mid_call_is_a_hangup_with_peerleft(start_server: Start
             call_id = await call(alice, bob, "bob")
             await bob.send({"type": "ACCEPT", "call": call_id})
             room = (await until(bob, "CALLACCEPTED"))["room"]
-        got = {(await bob.recv())["type"] for _ in range(3)}
-        assert {"PEERLEFT", "HANGUP"} <= got
+        await until(bob, "PEERLEFT")
+        await until(bob, "HANGUP")
+        await bob.directory_until(lambda d: d == {"bob": "available"})
         assert server.state.registry.members(room) == ()
 
 
@@ -237,7 +235,7 @@ async def test_two_hundred_concurrent_calls(start_server: StartServer) -> None:
             room = (await until(callers[i], "CALLACCEPTED"))["room"]
             await until(callees[i], "CALLACCEPTED")
             await callers[i].send(f'{{"type":"offer","n":{i}}}')
-            assert await callees[i].recv_text() == f'{{"type":"offer","n":{i}}}'
+            assert await callees[i].recv_relayed() == f'{{"type":"offer","n":{i}}}'
             rooms.append(room)
 
         with trio.fail_after(60):

@@ -254,7 +254,7 @@ async def test_a_rooms_claim_forbids_calls_which_make_new_rooms(
     ):
         await bob.send({"type": "LOGIN", "name": "bob"})
         assert (await bob.expect("LOGIN"))["success"] is True
-        await bob.expect("USERS")
+        await bob.directory_until(lambda d: d == {"bob": "available"})
         await guest.send({"type": "LOGIN", "name": "guest"})
         reply = await guest.expect("LOGIN")
         assert reply["success"] is False and reply["reason"].startswith("auth failed")

@@ -64,6 +64,8 @@ const el = {
   directory: $("directory"),
   users: $("users"),
   noUsers: $("no-users"),
+  userFilter: $("user-filter"),
+  moreUsers: $("more-users"),
   inCall: $("in-call"),
   videos: $("videos"),
   remoteVideo: $("remoteVideo"),
@@ -284,8 +286,19 @@ el.reconnect.addEventListener("click", () => {
 
 // -------------------------------------------------------------- directory
 
-function renderUsers(users) {
+// The server sends every name (docs/PROTOCOL.md, "Directory"); with thousands online
+// the page lists the first SHOWN_USERS that match the search box, and says how many more.
+const SHOWN_USERS = 200;
+
+function renderUsers(all) {
   const inCall = client.call !== null;
+  const wanted = el.userFilter.value.trim().toLowerCase();
+  const matching = wanted ? all.filter((u) => u.name.toLowerCase().includes(wanted)) : all;
+  const users = matching.slice(0, SHOWN_USERS);
+  const more = matching.length - users.length;
+  el.moreUsers.textContent = more > 0 ? `${more} more: type part of a name to find them.` : "";
+  show(el.moreUsers, more > 0);
+  show(el.userFilter, all.length > SHOWN_USERS || wanted !== "");
   el.users.textContent = "";
   users.forEach((user) => {
     const item = document.createElement("li");
@@ -318,8 +331,12 @@ function renderUsers(users) {
     });
     el.users.appendChild(item);
   });
-  show(el.noUsers, users.length === 0);
+  show(el.noUsers, all.length === 0);
 }
+
+el.userFilter.addEventListener("input", () => {
+  renderUsers(client.userList());
+});
 
 client.addEventListener("users", (event) => {
   renderUsers(event.detail);

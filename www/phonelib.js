@@ -5,8 +5,8 @@ import { PeerCall, SignalingChannel, configUrl, emit, openSignaling, signalingUr
  * "Calling people by name"), with no DOM:
  *
  *   - LOGIN (after AUTH or with a ?token= when the server asks, via
- *     openSignaling), and the directory: USERS, then USERJOINED,
- *     USERLEFT and PRESENCE;
+ *     openSignaling), and the directory: USERS, then DIRECTORY (net changes;
+ *     USERJOINED, USERLEFT and PRESENCE of older servers are still understood);
  *   - one call at a time: CALL / ACCEPT / REJECT / CANCEL / HANGUP and the
  *     server's RINGING, INCOMINGCALL, CALLACCEPTED, REJECTED, CANCELLED,
  *     NOANSWER, HANGUP, BUSY;
@@ -274,6 +274,16 @@ class PhoneClient extends EventTarget {
       case "USERS":
         this.users.clear();
         (Array.isArray(msg.users) ? msg.users : []).forEach(function (u) {
+          if (u && typeof u.name === "string") {
+            this._setUser(u.name, u.status);
+          }
+        }, this);
+        emit(this, "users", this.userList());
+        return;
+      case "DIRECTORY":
+        // The net change since the last frame: a name not known is a join, status
+        // "offline" a departure (docs/PROTOCOL.md, "Directory").
+        (Array.isArray(msg.changes) ? msg.changes : []).forEach(function (u) {
           if (u && typeof u.name === "string") {
             this._setUser(u.name, u.status);
           }

@@ -10,10 +10,10 @@ node does:
   `phone.logout` → a logout request).
 - CALL, ACCEPT, REJECT, CANCEL, HANGUP: forwarded to the leader as requests.
 - What the leader sends back: `A` (an answer to a LOGIN), `T` (a message for one of
-  our users), `D` (a directory change; every local user but the subject is told),
-  `S` (the whole directory, after a takeover), `R` (a call's private room, already
-  made in Redis: the mirror learns it), `X` (that room is closed) and `Y` (resync:
-  the leader does not know one of our names).
+  our users), `D` (a directory change) and `S` (the whole directory, after a takeover),
+  both into this node's `state.presence`, which coalesces them per local subscriber;
+  `R` (a call's private room, already made in Redis: the mirror learns it), `X` (that
+  room is closed) and `Y` (resync: the leader does not know one of our names).
 - `run`, a permanent child: every `lease_ttl / 3` it renews or contests the leader
   lock. When the leader changes, this node ends its users' calls (HANGUP when
   active, CANCELLED while ringing: the new leader never knew them) and re-registers
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from .. import calls, logsafe, protocol
+from .. import calls, logsafe, phone, protocol
 from ..actor import Actor
 from ..protocol import ErrorCode
 from . import scripts
@@ -67,7 +67,6 @@ class Names:
         self.local: dict[str, Actor] = {}  # names logged in on this node
         self.leader_node: str | None = None
         self.leader: Leader | None = None  # while this node leads
-        self.directory: dict[str, str] = {}  # name -> status, as this node's users know it
         # actor id -> (call id, "caller" | "callee" | "active", room or 0): to end them
         # when the leader changes, since the new leader never knew them.
         self.calls: dict[int, tuple[str, str, int]] = {}
@@ -116,11 +115,11 @@ class Names:
             "conn=%d addr=%s event=login user=%s", actor.id, actor.address, logsafe.clean(name)
         )
         actor.tell(protocol.encode(protocol.LoginOk(name=name)))
-        if state.settings.directory:
-            users = [protocol.UserEntry(name=n, status=s) for n, s in reply["users"]]
-            actor.tell(protocol.encode(protocol.Users(users=users)))
-            if len(self.local) == 1:  # our view was not kept while nobody here was listed
-                self.directory = {u.name: u.status for u in users}
+        if state.settings.directory and len(self.local) == 1:
+            # Our view was not kept while nobody here was listed: the leader's is news.
+            state.presence.replace({str(n): str(s) for n, s in reply["users"]})
+            state.presence_changed()
+        phone.subscribe(state, actor)
 
     def logout(self, name: str) -> None:
         """The connection holding `name` ended (its registrations are already gone)."""
@@ -260,40 +259,21 @@ class Names:
             mirror.add(room, actor)
 
     def _directory_change(self, exclude: str, text: str) -> None:
+        """A change the leader saw: into this node's directory, which coalesces it
+        with the others for each local subscriber (presence.py)."""
         message = orjson.loads(text)
         kind, name = message["type"], message["name"]
-        old = self.directory.get(name)
+        presence = self.cluster.state.presence
         if kind == "USERLEFT":
-            if self.directory.pop(name, None) is None:
-                return
+            presence.remove(name)
         else:
-            status = message["status"]
-            self.directory[name] = status
-            if old == status:
-                return  # already known (a resync after a takeover)
-            if kind == "USERJOINED" and old is not None:
-                text, exclude = protocol.encode(protocol.Presence(name=name, status=status)), ""
-        for user, actor in self.local.items():
-            if user != exclude:
-                actor.tell(text)
+            presence.set(name, message["status"])
+        self.cluster.state.presence_changed()
 
     def _directory_snapshot(self, users: dict[str, str]) -> None:
         """After a takeover: whoever is not listed any more has left."""
-        messages: list[tuple[str, str]] = []
-        for name in sorted(set(self.directory) - set(users)):
-            messages.append((name, protocol.encode(protocol.UserLeft(name=name))))
-        for name, status in sorted(users.items()):
-            old = self.directory.get(name)
-            if old is None:
-                joined = protocol.UserJoined(name=name, status=status)
-                messages.append((name, protocol.encode(joined)))
-            elif old != status:
-                messages.append(("", protocol.encode(protocol.Presence(name=name, status=status))))
-        self.directory = dict(users)
-        for exclude, text in messages:
-            for user, actor in self.local.items():
-                if user != exclude:
-                    actor.tell(text)
+        self.cluster.state.presence.replace(users)
+        self.cluster.state.presence_changed()
 
     # ================================================================ the leader lock
 

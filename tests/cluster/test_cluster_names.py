@@ -14,7 +14,7 @@ from tests.cluster.conftest import LEASE_TTL, cluster_nodes
 from tests.cluster.services import RedisServer
 from tests.cluster.test_cluster import ODD_TEXT
 from tests.cluster.test_failures import _healthz, _wait_cluster
-from tests.support.client import Client, connect
+from tests.support.client import DIRECTORY_TYPES, Client, connect
 from tests.support.process import ServerProcess
 from tests.support.waiting import eventually
 from tests.test_phone import call, login, until
@@ -39,7 +39,7 @@ async def _first_of(client: Client, kinds: set[str]) -> dict[str, Any]:
             message = await client.recv()
             if message["type"] in kinds:
                 return message
-            assert message["type"] in {"USERS", "USERJOINED", "USERLEFT", "PRESENCE"}, message
+            assert message["type"] in DIRECTORY_TYPES, message
 
 
 async def _try_login(client: Client, name: str) -> dict[str, Any]:
@@ -69,15 +69,20 @@ async def _hear_all(
     client: Client, kinds: set[str], timeout: float, maybe: frozenset[str] = frozenset()
 ) -> dict[str, dict[str, Any]]:
     """Each of `kinds` once, in any order (they come from different nodes), skipping
-    PRESENCE and at most one of each of `maybe`."""
+    other directory news and at most one of each of `maybe`. "USERLEFT" is heard as a
+    directory frame in which a user goes offline (the first one named)."""
     heard: dict[str, dict[str, Any]] = {}
     with trio.fail_after(timeout):
         while not kinds <= set(heard):
             message = await client.recv(timeout)
             kind = message["type"]
-            assert kind in kinds | maybe | {"PRESENCE"} and kind not in heard, message
-            if kind != "PRESENCE":
-                heard[kind] = message
+            if kind in DIRECTORY_TYPES:
+                left = [c["name"] for c in message.get("changes", ()) if c["status"] == "offline"]
+                if not left or "USERLEFT" in heard:
+                    continue
+                kind, message = "USERLEFT", {"type": "USERLEFT", "name": left[0]}
+            assert kind in kinds | maybe and kind not in heard, message
+            heard[kind] = message
     return heard
 
 
@@ -132,28 +137,25 @@ async def test_the_directory_lists_and_follows_users_on_every_node(
         dora = await login(stack, node_a.ws_url, "dora")
         await dora.expect("USERS")
         eve = await login(stack, node_b.ws_url, "eve")
-        users = (await eve.expect("USERS"))["users"]
-        assert {"name": "dora", "status": "available"} in users
-        joined = await until(dora, "USERJOINED")
-        assert joined == {"type": "USERJOINED", "name": "eve", "status": "available"}
-        # A second user on eve's node hears about both, once each.
+        await eve.directory_until(lambda d: d.get("dora") == "available")
+        await dora.directory_until(lambda d: d.get("eve") == "available")
+        # A second user on eve's node hears about both.
         fred = await login(stack, node_b.ws_url, "fred")
-        names = {u["name"] for u in (await fred.expect("USERS"))["users"]}
-        assert {"dora", "eve"} <= names
-        assert (await until(dora, "USERJOINED"))["name"] == "fred"
-        assert (await until(eve, "USERJOINED"))["name"] == "fred"
-        # PRESENCE crosses nodes: dora calls eve, fred (on B) sees both in-call.
+        await fred.directory_until(lambda d: {"dora", "eve", "fred"} <= d.keys())
+        await dora.directory_until(lambda d: "fred" in d)
+        await eve.directory_until(lambda d: "fred" in d)
+        # Presence crosses nodes: dora calls eve, fred (on B) sees both in-call.
         call_id = await call(dora, eve, "eve")
-        seen = {(await until(fred, "PRESENCE"))["name"] for _ in range(2)}
-        assert seen == {"dora", "eve"}
+        await fred.directory_until(lambda d: d["dora"] == d["eve"] == "in-call")
         await dora.send({"type": "CANCEL", "call": call_id})
         assert (await until(eve, "CANCELLED"))["call"] == call_id
-        # USERLEFT crosses nodes.
+        await fred.directory_until(lambda d: d["dora"] == d["eve"] == "available")
+        # Leaving crosses nodes.
         async with connect(node_a.ws_url) as gus:
             await gus.send({"type": "LOGIN", "name": "gus"})
             await gus.expect("LOGIN")
-            assert (await until(fred, "USERJOINED"))["name"] == "gus"
-        assert await until(fred, "USERLEFT") == {"type": "USERLEFT", "name": "gus"}
+            await fred.directory_until(lambda d: "gus" in d)
+        await fred.directory_until(lambda d: "gus" not in d)
 
 
 async def test_a_call_across_nodes_rings_connects_relays_and_hangs_up(
@@ -177,10 +179,10 @@ async def test_a_call_across_nodes_rings_connects_relays_and_hangs_up(
         members = shared_redis.cli("SMEMBERS", f"rtc:room:{room}").split()
         assert len(members) == 2 and len({m.rpartition("/")[0] for m in members}) == 2
         await alice.send(ODD_TEXT)
-        assert await bob.recv_text() == ODD_TEXT
+        assert await bob.recv_relayed() == ODD_TEXT
         answer = '{"type":"answer","sdp":"v=0\\r\\n"}'
         await bob.send(answer)
-        assert await alice.recv_text() == answer
+        assert await alice.recv_relayed() == answer
         await alice.send({"type": "HANGUP", "call": ringing["call"]})
         assert await until(bob, "HANGUP") == {"type": "HANGUP", "call": ringing["call"]}
         # Whoever heard HANGUP is out of the call's room already, and Redis empties it.
@@ -280,8 +282,7 @@ async def test_kill_9_of_the_leader_hands_names_and_calls_to_a_new_leader(
             alice = await login(stack, alice_node.ws_url, "alice")
             bob = await login(stack, bob_node.ws_url, "bob")
             await login(stack, dead.ws_url, "carl")
-            assert (await until(alice, "USERJOINED"))["name"] == "bob"
-            assert (await until(alice, "USERJOINED"))["name"] == "carl"
+            await alice.directory_until(lambda d: {"bob", "carl"} <= d.keys())
             call_id = await call(alice, bob, "bob")
             await _accepted(alice, bob, call_id)
             started = trio.current_time()
@@ -304,7 +305,10 @@ async def test_kill_9_of_the_leader_hands_names_and_calls_to_a_new_leader(
             assert (await until(bob, "INCOMINGCALL"))["call"] == ringing["call"]
             await _accepted(alice, bob, ringing["call"])
             await bob.send({"type": "CHATMSG", "value": "after the takeover"})
-            assert await alice.recv() == {"type": "CHATMSG", "value": "after the takeover"}
+            assert await until(alice, "CHATMSG") == {
+                "type": "CHATMSG",
+                "value": "after the takeover",
+            }
 
 
 async def test_without_redis_login_and_call_fail_loudly_then_work_again(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -16,11 +16,44 @@ from trio_websocket import (
 )
 
 DEFAULT_TIMEOUT = 5.0
+# The server's directory frames (docs/PROTOCOL.md, "Directory"): a snapshot and net changes.
+DIRECTORY_TYPES = frozenset({"USERS", "DIRECTORY"})
 
 
 class Client:
     def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
+        # The directory as this client learnt it from USERS and DIRECTORY frames (`fold`).
+        self.directory: dict[str, str] = {}
+        self.directory_frames = 0
+
+    def fold(self, message: dict[str, Any]) -> bool:
+        """Apply a directory frame to `directory` as the phone page does; False if
+        `message` is not one."""
+        kind = message.get("type")
+        if kind == "USERS":
+            self.directory = {u["name"]: u["status"] for u in message["users"]}
+        elif kind == "DIRECTORY":
+            for change in message["changes"]:
+                if change["status"] == "offline":
+                    self.directory.pop(change["name"], None)
+                else:
+                    self.directory[change["name"]] = change["status"]
+        else:
+            return False
+        self.directory_frames += 1
+        return True
+
+    async def directory_until(
+        self, wanted: Callable[[dict[str, str]], bool], timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, str]:
+        """Read directory frames until the directory satisfies `wanted`; anything else
+        arriving meanwhile fails the test."""
+        with trio.fail_after(timeout):
+            while not wanted(self.directory):
+                message = await self.recv(timeout)
+                assert message["type"] in DIRECTORY_TYPES, f"expected a directory frame: {message}"
+        return self.directory
 
     async def send(self, message: dict[str, Any] | str | bytes) -> None:
         if isinstance(message, dict):
@@ -33,9 +66,21 @@ class Client:
         assert isinstance(message, str), f"expected a text frame, got {message!r}"
         return message
 
+    async def recv_relayed(self, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """The next text that is not a directory frame, exactly as it came. Directory
+        frames go out whenever the connection writes, so they may come first; they are
+        folded into `directory`."""
+        with trio.fail_after(timeout):
+            while True:
+                text = await self.recv_text(timeout)
+                if not text.startswith(('{"type":"DIRECTORY"', '{"type":"USERS"')):
+                    return text
+                self.fold(orjson.loads(text))
+
     async def recv(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         value = orjson.loads(await self.recv_text(timeout))
         assert isinstance(value, dict)
+        self.fold(value)  # every directory frame read counts, whoever reads it
         return value
 
     async def expect(self, kind: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:

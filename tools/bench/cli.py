@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import QUICK, SCENARIOS, Plan, make_plan
 from .crossnode import run_cluster
+from .directory import run_directory
 from .fanout import run_fanout
 from .plot import matplotlib_missing
 from .progress import say
@@ -100,6 +101,36 @@ def parser() -> argparse.ArgumentParser:
         help="instead of the scenarios: cross-node relay over Redis (two rtcserver nodes "
         "and a private redis-server) against one node, ping-pong in the same run "
         "(uses --rooms, --seconds and the first of --payloads)",
+    )
+    target.add_argument(
+        "--directory",
+        action="store_true",
+        help="instead of the scenarios: directory storms (N LOGINs at once), 10%% of N "
+        "users leaving at once, N/2 calls at once, against the naive Node directory "
+        "(tools/baseline/directory.js) in the same run",
+    )
+    target.add_argument(
+        "--storm-sizes",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1000, 5000],
+        metavar="N,N",
+        help="--directory: users logging in at once, per storm (default 1000,5000); the "
+        "largest also measures RSS per user and one extra login seen by all",
+    )
+    target.add_argument(
+        "--leave-users",
+        type=int,
+        default=10000,
+        metavar="N",
+        help="--directory: users logged in when 10%% of them leave at once (default 10000; "
+        "rtcserver only unless --baseline on)",
+    )
+    target.add_argument(
+        "--call-users",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="--directory: users logged in when N/2 of them call the others (default 1000)",
     )
     target.add_argument(
         "--fanout",
@@ -219,6 +250,27 @@ def main(argv: list[str] | None = None) -> int:
         args.pin = False
 
     log_dir = Path(tempfile.mkdtemp(prefix="rtcbench-"))
+    if args.directory:
+        node_ok, why = baseline_ready()
+        if not node_ok:
+            say(why)
+        status = run_directory(
+            log_dir,
+            args.pin,
+            args.json,
+            sizes=args.storm_sizes,
+            leave_n=args.leave_users,
+            calls_n=args.call_users,
+            baseline=node_ok and args.baseline != "off",
+            baseline_leave=args.baseline == "on",
+        )
+        if status == 0:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            say(f"server logs kept in {log_dir}")
+        return status
+    if args.cluster:
+        status = run_cluster(plan, log_dir, args.pin, args.json)
     if args.cluster or args.fanout:
         comparison = run_cluster if args.cluster else run_fanout
         status = comparison(plan, log_dir, args.pin, args.json)

@@ -73,6 +73,7 @@ class Connection(asyncio.Protocol):
         self.lost: asyncio.Future[None] = loop.create_future()
         self.is_open = False
         self.close_received = False
+        self.close_code: int | None = None  # the server's, from its close frame
         self.on_text = None
         self._inbox: collections.deque[bytes] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -124,6 +125,8 @@ class Connection(asyncio.Protocol):
             elif opcode == wire.OP_PING:
                 self._write(wire.OP_PONG, payload)
             elif opcode == wire.OP_CLOSE:
+                if len(payload) >= 2 and self.close_code is None:
+                    self.close_code = int.from_bytes(payload[:2], "big")
                 if not self.close_received:
                     self.close_received = True
                     self._write(wire.OP_CLOSE, payload[:2])
