@@ -435,9 +435,13 @@ async def websocket_info(state: ServerState, ws: WebSocket, actor: Actor) -> Non
 
     def progress() -> None:
         # A large write that keeps moving is a reader that keeps reading, however
-        # slowly: renew its deadline (unless the actor is being kicked).
+        # slowly: renew its deadline (unless the actor is being kicked). Its bytes are
+        # being acknowledged, so the client is alive too: keepalive counts it as heard
+        # (a ping queued behind megabytes would otherwise time out on a live client).
         if actor.sending is not None and actor.close_code is None:
-            actor.sending.deadline = trio.current_time() + timeout
+            now = trio.current_time()
+            actor.sending.deadline = now + timeout
+            actor.last_heard = now
 
     try:
         while True:

@@ -85,7 +85,13 @@ def _launch(
     name: str, cmd: list[str], cwd: Path, log_path: Path, pin: bool, timeout: float = 20.0
 ) -> Target:
     log = open(log_path, "wb")  # noqa: SIM115 - the child owns it; we close our copy below
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Every load-generator connection comes from 127.0.0.1: lift the per-address limit
+    # (an environment variable, which servers from before that option simply ignore).
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "RTCSERVER_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+    }
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -135,9 +141,6 @@ def rtcserver_launcher(
         "--rate-limit",
         "0",
         "--max-connections",
-        "100000",
-        # Every load-generator connection comes from 127.0.0.1.
-        "--max-connections-per-address",
         "100000",
         *extra_args,
     ]
