@@ -108,8 +108,10 @@ async def run_actor(
         actor = session.actor
         heard = ws.close_received()
         state.counters[f"close:{actor.close_cause or ('client' if heard else 'lost')}"] += 1
-        # Lost without a close from the client: a resumable session waits for RESUME.
-        parked_code = _park(state, actor) if heard is None else None
+        # Lost without a close from the client (or 1001: the page is going away, a
+        # refresh): a resumable session waits for RESUME. Hang-up (1000) ends it.
+        gone = heard is None or heard[0] == CloseCode.GOING_AWAY
+        parked_code = _park(state, actor) if gone else None
         if parked_code is None:
             websocket_terminate(state, actor)
     if parked_code is not None:
@@ -605,7 +607,12 @@ def _adopt(state: ServerState, session: Session, found: Resumable, replay: list[
     found.secret = protocol_secret = new_secret()
     room = state.registry.room_of(old)
     resumed = protocol.encode(
-        protocol.Resumed(session=found.id, secret=protocol_secret, room=room)
+        protocol.Resumed(
+            session=found.id,
+            secret=protocol_secret,
+            room=room,
+            peers=len(state.registry.peers_of(old)),
+        )
     ).encode()
     batch = [resumed, *replay]
     old.mailbox.put_front(batch, trio.current_time())

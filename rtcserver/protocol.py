@@ -190,6 +190,7 @@ class Resumed:
     session: str
     secret: str
     room: int | None
+    peers: int  # how many others are in the room now
 
 
 @attrs.frozen(kw_only=True)

@@ -93,19 +93,24 @@ class Sessions:
 
     def grant(self, actor: Actor, identity: Identity | None, replay_limit: int) -> Resumable:
         """Make `actor` resumable, or give its session a fresh secret (the old one dies)."""
-        found = actor.resumable
-        if found is not None:
-            found.secret = new_secret()
-            return found
-        session = Resumable(
-            id=secrets.token_urlsafe(12),
-            secret=new_secret(),
-            actor=actor,
-            identity=identity,
-            replay_limit=replay_limit,
-        )
-        self.by_id[session.id] = session
-        actor.resumable = session
+        session = actor.resumable
+        if session is None:
+            session = Resumable(
+                id=secrets.token_urlsafe(12),
+                secret=new_secret(),
+                actor=actor,
+                identity=identity,
+                replay_limit=replay_limit,
+            )
+            self.by_id[session.id] = session
+            actor.resumable = session
+        else:
+            session.secret = new_secret()
+        # The client counts from the SESSION reply (1) on: what is queued ahead of it
+        # is numbered below 1, and the replay ring starts afresh.
+        session.ring.clear()
+        session.ring_bytes = 0
+        session.sent = -len(actor.mailbox)
         return session
 
     def claim(self, session_id: object, secret: object) -> Resumable | None:

@@ -282,3 +282,42 @@ async def test_after_a_restart_sessions_and_rooms_are_gone(start_server: StartSe
     await a2.send({"type": "ENTERROOM", "value": room})
     assert (await a2.expect("WRONGROOM"))["reason"] == "no-such-room"
     await a2.client.close()
+
+
+async def test_a_page_going_away_1001_waits_a_hang_up_1000_does_not(
+    start_server: StartServer,
+) -> None:
+    """A refresh closes the socket with 1001: the session waits for the reloaded page."""
+    server = await start_server()
+    async with call(server) as (a, b, room):
+        await a.client.close(code=1001)
+        await b.expect("PEERAWAY")
+        a2 = await a.resume_on(server.port)
+        resumed = await a2.expect("RESUMED")
+        assert (resumed["room"], resumed["peers"]) == (room, 1)
+        await b.expect("PEERBACK")
+        await a2.client.close(code=1000)
+        await b.expect("PEERLEFT")
+
+
+async def test_the_count_starts_at_the_session_reply(start_server: StartServer) -> None:
+    server = await start_server()
+    a = Party(await WsClient.connect(server.port))
+    b = Party(await WsClient.connect(server.port))
+    await a.send({"type": "GETROOM", "value": ""})
+    room = (await a.expect("GETROOM"))["value"]
+    await b.send({"type": "ENTERROOM", "value": room})
+    await a.expect("PEERJOINED")
+    await a.send({"type": "SESSION"})
+    await a.expect("SESSION")
+    a.received = 1  # as the pages count: SESSION is number 1
+    await chat(b, 1)
+    assert (await a.recv())["value"] == 1
+    a.client.abort()
+    await b.expect("PEERAWAY")
+    a2 = await a.resume_on(server.port, received=1)
+    await a2.expect("RESUMED")
+    assert (await a2.recv())["value"] == 1  # sent again: the client said it had only SESSION
+    await a2.expect_nothing()
+    for party in (a2, b):
+        await party.client.close()
