@@ -80,7 +80,7 @@ def test_refresh_mid_call_comes_back_to_the_same_room(
     room = a.evaluate("window.rtc.room")
     a.page.reload()
     a.page.wait_for_function(
-        "r => window.rtc && window.rtc.room === r && window.rtc.pc?.connectionState === 'connected'",
+        "r => window.rtc?.room === r && window.rtc.pc?.connectionState === 'connected'",
         arg=room,
         timeout=CONNECT_MS,
         polling=POLL_MS,
