@@ -508,6 +508,16 @@ client.addEventListener("servererror", (event) => {
   showNote(`Server: ${d.message || d.code}`);
 });
 
+client.addEventListener("reconnecting", () => {
+  setStatus("Reconnecting…");
+  document.body.dataset.signaling = "reconnecting";
+});
+
+client.addEventListener("reconnected", () => {
+  setStatus(client.call ? "In a call" : "Online");
+  document.body.dataset.signaling = "connected";
+});
+
 client.addEventListener("disconnected", () => {
   ring.stop();
   show(el.directory, false);
