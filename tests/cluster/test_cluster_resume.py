@@ -42,7 +42,7 @@ async def test_resume_on_the_same_node_with_the_peer_on_another(redis: RedisServ
 async def test_resume_on_another_node_is_refused_and_the_client_re_enters(
     redis: RedisServer,
 ) -> None:
-    with cluster_nodes(redis, 2, "--resume-grace", "5") as (node_a, node_b):
+    with cluster_nodes(redis, 2, "--resume-grace", "3") as (node_a, node_b):
         a, b, room = await _pair(node_a.port, node_b.port)
         a.client.abort()
         await b.expect("PEERAWAY")
