@@ -93,7 +93,7 @@ async def run_actor(
         with actor.scope:
             async with trio.open_nursery() as nursery:
                 session.nursery = nursery
-                nursery.start_soon(_write_until_done, state, ws, session)
+                _start_writer(state, ws, session)
                 first = await websocket_init(state, ws, session)
                 if first is not None:
                     await websocket_handle(state, ws, session, first)
@@ -127,14 +127,31 @@ async def run_actor(
     )
 
 
-async def _write_until_done(state: ServerState, ws: WebSocket, session: Session) -> None:
+def _start_writer(state: ServerState, ws: WebSocket, session: Session) -> None:
+    """Start the writer for `session.actor`. Its scope and end event exist before it
+    runs, so a RESUME read before the task first runs can still stop it."""
+    assert session.nursery is not None
+    session.writer = trio.CancelScope()
+    session.writer_done = trio.Event()
+    session.nursery.start_soon(
+        _write_until_done, state, ws, session, session.actor, session.writer, session.writer_done
+    )
+
+
+async def _write_until_done(
+    state: ServerState,
+    ws: WebSocket,
+    session: Session,
+    actor: Actor,
+    scope: trio.CancelScope,
+    done: trio.Event,
+) -> None:
     # Whichever loop ends first ends the connection (unless a RESUME swaps writers).
     assert session.nursery is not None
-    session.writer_done = done = trio.Event()
     try:
-        with trio.CancelScope() as session.writer:
-            await websocket_info(state, ws, session.actor)
-        if session.writer.cancelled_caught:
+        with scope:
+            await websocket_info(state, ws, actor)
+        if scope.cancelled_caught:
             return  # stopped to serve an adopted actor instead
         session.nursery.cancel_scope.cancel()
     finally:
@@ -586,7 +603,7 @@ async def _resume(state: ServerState, session: Session, message: protocol.Resume
         state.sessions.park(found, deadline or trio.current_time())
         raise
     _adopt(state, session, found, replay)
-    session.nursery.start_soon(_write_until_done, state, session.ws, session)
+    _start_writer(state, session.ws, session)
 
 
 def _adopt(state: ServerState, session: Session, found: Resumable, replay: list[bytes]) -> None:
