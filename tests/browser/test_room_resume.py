@@ -7,6 +7,7 @@ the page a WebSocket 1006, nobody a close frame) and refuse new ones for a while
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.browser.callpage import CONNECT_MS, POLL_MS, CallPage
 from tests.browser.conftest import LoopbackNamespace, OpenPage
+from tests.support.process import running_server
 
 pytestmark = pytest.mark.browser
 
@@ -92,3 +94,27 @@ def test_refresh_mid_call_comes_back_to_the_same_room(
     b.wait_chat_from_peer("after the refresh, from A")
     b.send_chat("after the refresh, from B")
     a.wait_chat_from_peer("after the refresh, from B")
+
+
+def test_server_restart_pages_say_the_room_is_gone(
+    open_page: OpenPage, site_url: str, bridge: object
+) -> None:
+    """SIGTERM, then a new server behind the same address: sessions and rooms ended
+    with the old process, so the pages reconnect, cannot resume, find the room number
+    free, and say so (docs/PROTOCOL.md, "Server restart")."""
+    saved = bridge.target  # type: ignore[attr-defined]
+    try:
+        with running_server("--stun", "") as first:
+            bridge.target = (first.host, first.port)  # type: ignore[attr-defined]
+            a, b, _ = open_call(open_page, site_url, bridge)
+            with running_server("--stun", "") as second:
+                bridge.refusing = True  # type: ignore[attr-defined]
+                first.stop(signal.SIGTERM)
+                bridge.target = (second.host, second.port)  # type: ignore[attr-defined]
+                bridge.refusing = False  # type: ignore[attr-defined]
+                for page in (a, b):
+                    page.page.wait_for_selector("#ended", state="visible", timeout=CONNECT_MS)
+                    assert "room is gone" in page.page.inner_text("#ended-message")
+                    assert page.page.is_hidden("#rejoin")  # nothing to rejoin
+    finally:
+        bridge.target = saved  # type: ignore[attr-defined]
