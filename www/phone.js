@@ -204,6 +204,10 @@ const client = new PhoneClient({
   getLocalMedia: localMediaFor,
 });
 window.phone = client;
+// Leaving the page (a close, a refresh) logs out at once (close 1000): the phone page
+// does not resume after a reload, so its name must not wait for a RESUME that cannot
+// come. A lost socket while the page stays is still resumed (phonelib.js).
+window.addEventListener("pagehide", () => client.logout());
 
 let lastLogin = null; // {name, password}: what Reconnect logs in with again
 let authMode = null;
