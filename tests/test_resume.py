@@ -34,6 +34,8 @@ class Party:
         message = json.loads(await self.client.recv(timeout))
         assert isinstance(message, dict)
         self.received += 1
+        if message.get("type") == "SESSION":
+            self.received = 1  # the count starts at the SESSION reply
         if message.get("type") in ("SESSION", "RESUMED"):
             self.session, self.secret = message["session"], message["secret"]
         return message
@@ -310,7 +312,7 @@ async def test_the_count_starts_at_the_session_reply(start_server: StartServer) 
     await a.expect("PEERJOINED")
     await a.send({"type": "SESSION"})
     await a.expect("SESSION")
-    a.received = 1  # as the pages count: SESSION is number 1
+    assert a.received == 1  # as the pages count: SESSION is number 1
     await chat(b, 1)
     assert (await a.recv())["value"] == 1
     a.client.abort()
@@ -321,3 +323,29 @@ async def test_the_count_starts_at_the_session_reply(start_server: StartServer) 
     await a2.expect_nothing()
     for party in (a2, b):
         await party.client.close()
+
+
+async def test_with_auth_on_resume_stands_for_auth_and_a_refusal_closes(
+    start_server: StartServer,
+) -> None:
+    """Token mode, AUTH as the first message: RESUME may come first instead (the
+    session keeps the identity it had); a refused RESUME is a failed AUTH (1008)."""
+    from tests.test_security import SECRET, token
+
+    server = await start_server(auth_secret=SECRET)
+    a = Party(await WsClient.connect(server.port))
+    await a.send({"type": "AUTH", "token": token(sub="alice")})
+    await a.expect("AUTH")
+    await a.send({"type": "SESSION"})
+    await a.expect("SESSION")
+    await a.send({"type": "GETROOM", "value": ""})
+    room = (await a.expect("GETROOM"))["value"]
+    a.client.abort()
+    a2 = await a.resume_on(server.port)
+    assert (await a2.expect("RESUMED"))["room"] == room
+    await a2.send({"type": "LOGIN", "name": "alice"})  # the identity came back with it
+    assert (await a2.expect("LOGIN"))["success"] is True
+    wrong = await attrs.evolve(a2, secret="not-the-secret").resume_on(server.port)
+    assert (await wrong.expect("ERROR"))["code"] == "resume-failed"
+    assert await wrong.client.wait_closed() == 1008
+    await a2.client.close()
