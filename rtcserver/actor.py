@@ -12,7 +12,7 @@ receiver is gone.
 from __future__ import annotations
 
 import itertools
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import trio
@@ -21,6 +21,9 @@ from .backlog import Budget, Limits
 from .mailbox import Mailbox
 from .presence import Subscriber
 from .protocol import CloseCode
+
+if TYPE_CHECKING:
+    from .sessions import Resumable
 
 _ids: Final = itertools.count(1)
 # Seconds a frame already being written may take to finish once the actor is kicked.
@@ -62,6 +65,8 @@ class Actor:
     writing: int = attrs.field(init=False, default=0)
     # Since when the queued bytes have been over the soft limit (None: they are not).
     over_soft_since: float | None = attrs.field(init=False, default=None)
+    # Set when the client asked for a resumable session (sessions.py).
+    resumable: Resumable | None = attrs.field(init=False, default=None)
 
     def __repr__(self) -> str:
         return f"<Actor {self.id} {self.address}>"
@@ -100,7 +105,10 @@ class Actor:
     def take_mail(self) -> list[bytes]:
         """The writer takes everything queued; it stays counted until `written`."""
         self.writing += self.mailbox.queued_bytes
-        return self.mailbox.take_all()
+        batch = self.mailbox.take_all()
+        if self.resumable is not None:
+            self.resumable.record(batch)  # kept until a resume says it arrived
+        return batch
 
     def written(self) -> None:
         """The writer finished writing what it took: those bytes no longer count."""

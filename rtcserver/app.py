@@ -17,6 +17,7 @@ import trio
 from . import limits
 from .config import Settings
 from .expiry import expiry_timer
+from .handler import session_sweeper
 from .http import handle_connection
 from .keepalive import keepalive
 from .phone import presence_publisher, ring_timer
@@ -116,6 +117,7 @@ async def serve(
                 settings.mailbox_soft_seconds,
             )
             nursery.start_soon(supervisor.permanent, "token-expiry", expiry_timer, state)
+            nursery.start_soon(supervisor.permanent, "sessions", session_sweeper, state)
             task_status.started(server)
     finally:
         # Also after an escalation: the port must not stay bound to a dead server.

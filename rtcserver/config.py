@@ -87,6 +87,16 @@ class Settings:
         "seconds a ping may wait for its pong, and a write for progress, before the "
         "client is dropped (close 4001 / 4000)",
     )
+    resume_grace: float = _opt(
+        30.0,
+        "seconds a session that asked for one (SESSION) keeps its room, name and mail "
+        "after its socket is lost, waiting for a RESUME",
+    )
+    resume_replay_bytes: int = _opt(
+        65536,
+        "bytes of the last messages written to a resumable client that the server keeps, "
+        "to send again on RESUME what the lost socket may not have delivered",
+    )
     handshake_timeout: float = _opt(
         10.0, "seconds a client has to send its HTTP request head and finish the upgrade"
     )
@@ -325,6 +335,7 @@ def validate(settings: Settings) -> str | None:
         "max_handshakes_per_address",
         "room_capacity",
         "bus_queue_size",
+        "resume_replay_bytes",
     ):
         if getattr(settings, name) < 1:
             return f"{name} must be at least 1"
@@ -340,6 +351,7 @@ def validate(settings: Settings) -> str | None:
         "ring_timeout",
         "redis_timeout",
         "presence_rate",
+        "resume_grace",
     ):
         if getattr(settings, name) <= 0:
             return f"{name} must be positive"

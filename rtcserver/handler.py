@@ -23,7 +23,7 @@ import attrs
 import trio
 
 from . import expiry, logsafe, phone, protocol
-from .actor import Actor
+from .actor import KICK_GRACE, Actor
 from .auth import AuthFailed, Identity
 from .cluster.errors import ClusterUnavailable
 from .config import ice_config
@@ -33,6 +33,7 @@ from .protocol import CloseCode, ErrorCode, WrongRoomReason
 from .ratelimit import TokenBucket
 from .registry import Created, Departure, Entered, Refused, is_multi_party
 from .rooms import Peer, roster_text
+from .sessions import Resumable, new_secret
 from .state import ServerState
 
 log = logging.getLogger("rtcserver")
@@ -51,6 +52,13 @@ class Session:
     # Cluster mode: a GETROOM/ENTERROOM that needs Redis, awaited by the reader before
     # it reads on, so the client's later messages keep their order.
     pending: Callable[[], Awaitable[None]] | None = None
+    # Resumable sessions (issue 15): a RESUME is only taken as the first message, and
+    # adopting a parked actor swaps the writer task over to it.
+    first: bool = True
+    nursery: trio.Nursery | None = None
+    ws: WebSocket | None = None
+    writer: trio.CancelScope | None = None
+    writer_done: trio.Event = attrs.field(factory=trio.Event)
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:
@@ -75,6 +83,7 @@ async def run_actor(
         actor=actor,
         identity=identity,
         bucket=TokenBucket(rate=settings.rate_limit, burst=settings.rate_burst),
+        ws=ws,
     )
     state.actors.add(actor)
     if identity is not None and identity.name:
@@ -84,22 +93,33 @@ async def run_actor(
     try:
         with actor.scope:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_write_until_done, state, ws, actor, nursery)
+                session.nursery = nursery
+                _start_writer(state, ws, session)
                 first = await websocket_init(state, ws, session)
                 if first is not None:
                     await websocket_handle(state, ws, session, first)
                 nursery.cancel_scope.cancel()
     except Exception:
+        actor = session.actor  # a RESUME may have adopted a parked session's actor
         log.exception("conn=%d addr=%s event=crash", actor.id, actor.address)
         state.counters["crashes"] += 1
         if actor.close_code is None:
             actor.close_code, actor.close_reason = CloseCode.INTERNAL_ERROR, "internal error"
     finally:
+        actor = session.actor
         heard = ws.close_received()
         state.counters[f"close:{actor.close_cause or ('client' if heard else 'lost')}"] += 1
-        websocket_terminate(state, actor)
-    await _flush_and_close(ws, actor)
-    actor.written()  # a write cut short by the end: its bytes are no longer held
+        # Lost without a close from the client (or 1001: the page is going away, a
+        # refresh): a resumable session waits for RESUME. Hang-up (1000) ends it.
+        gone = heard is None or heard[0] == CloseCode.GOING_AWAY
+        parked_code = _park(state, actor) if gone else None
+        if parked_code is None:
+            websocket_terminate(state, actor)
+    if parked_code is not None:
+        await _close_parked(ws, parked_code)
+    else:
+        await _flush_and_close(ws, actor)
+        actor.written()  # a write cut short by the end: its bytes are no longer held
     log_event(
         actor,
         "close",
@@ -108,12 +128,35 @@ async def run_actor(
     )
 
 
+def _start_writer(state: ServerState, ws: WebSocket, session: Session) -> None:
+    """Start the writer for `session.actor`. Its scope and end event exist before it
+    runs, so a RESUME read before the task first runs can still stop it."""
+    assert session.nursery is not None
+    session.writer = trio.CancelScope()
+    session.writer_done = trio.Event()
+    session.nursery.start_soon(
+        _write_until_done, state, ws, session, session.actor, session.writer, session.writer_done
+    )
+
+
 async def _write_until_done(
-    state: ServerState, ws: WebSocket, actor: Actor, nursery: trio.Nursery
+    state: ServerState,
+    ws: WebSocket,
+    session: Session,
+    actor: Actor,
+    scope: trio.CancelScope,
+    done: trio.Event,
 ) -> None:
-    # Whichever loop ends first ends the connection.
-    await websocket_info(state, ws, actor)
-    nursery.cancel_scope.cancel()
+    # Whichever loop ends first ends the connection (unless a RESUME swaps writers).
+    assert session.nursery is not None
+    try:
+        with scope:
+            await websocket_info(state, ws, actor)
+        if scope.cancelled_caught:
+            return  # stopped to serve an adopted actor instead
+        session.nursery.cancel_scope.cancel()
+    finally:
+        done.set()
 
 
 # ------------------------------------------------------------------ init
@@ -149,6 +192,8 @@ async def websocket_init(
             message = protocol.decode(first)
         except protocol.ProtocolError:
             message = None
+    if isinstance(message, protocol.Resume):
+        return messages  # the session's secret stands for AUTH (refused: closed)
     if not isinstance(message, protocol.Auth):
         _refuse(state, actor, ErrorCode.AUTH_REQUIRED, "this server needs AUTH first")
         return None
@@ -236,6 +281,9 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
     if expiry.expired(session.identity):
         expiry.end(state, actor)  # the timer may not have woken yet: nothing more is done
         return
+    first, session.first = session.first, False
+    if session.identity is None and not first:
+        return  # a RESUME stood for AUTH and was refused: the connection is closing
     try:
         message = protocol.decode(text)
     except protocol.ProtocolError as error:
@@ -292,6 +340,15 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
                 dispatch_relay(state, actor, text, kind, fields)  # a room's own message
             else:
                 _reply_error(state, actor, ErrorCode.NOT_LOGGED_IN, f"{kind} needs a LOGIN first")
+        case protocol.SessionRequest():
+            _grant_session(state, session)
+        case protocol.Resume():
+            if first and actor.resumable is None:
+                session.pending = lambda: _resume(state, session, message)
+            else:
+                _reply_error(
+                    state, actor, ErrorCode.RESUME_FAILED, "RESUME must be the first message"
+                )
         case protocol.Auth():
             _reply_error(
                 state, actor, ErrorCode.AUTH_FAILED, "already authenticated (or no auth here)"
@@ -487,6 +544,7 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
     """The registration dies with the actor: leave the room, tell who remains."""
     state.actors.discard(actor)
     state.expiries.forget(actor)
+    state.sessions.end(actor)
     if actor.close_code is CloseCode.SLOW_CONSUMER:
         state.counters["mailbox-overflow"] += 1
     phone.unsubscribe(state, actor)
@@ -510,3 +568,157 @@ async def _flush_and_close(ws: WebSocket, actor: Actor) -> None:
         if code not in (CloseCode.SLOW_CONSUMER, CloseCode.KEEPALIVE_TIMEOUT):
             ws.queue_texts(backlog)
         await ws.aclose(int(code), actor.close_reason)
+
+
+# ------------------------------------------------------------------ sessions (issue 15)
+
+# Why an actor ended, when it may wait for a RESUME: the socket was lost, not closed.
+_PARKABLE = (None, CloseCode.KEEPALIVE_TIMEOUT, CloseCode.RESUMED_ELSEWHERE)
+
+
+def _grant_session(state: ServerState, session: Session) -> None:
+    actor = session.actor
+    granted = state.sessions.grant(actor, session.identity, state.settings.resume_replay_bytes)
+    reply = protocol.SessionGranted(
+        session=granted.id, secret=granted.secret, grace=state.settings.resume_grace
+    )
+    actor.tell(protocol.encode(reply))
+
+
+def _park(state: ServerState, actor: Actor) -> CloseCode | None:
+    """Keep a resumable actor whose socket was lost: its room, name and mailbox wait
+    `resume_grace` for a RESUME; its peers hear PEERAWAY. Returns the close code for
+    the dead socket, or None when the actor is not to wait (it ends now)."""
+    resumable = actor.resumable
+    if resumable is None or state.shutting_down or actor.close_code not in _PARKABLE:
+        return None
+    code = actor.close_code or CloseCode.NORMAL
+    actor.written()  # the write in progress is in the replay ring; no longer held
+    state.actors.discard(actor)
+    state.sessions.park(resumable, trio.current_time() + state.settings.resume_grace)
+    for peer in state.registry.peers_of(actor):
+        peer.tell(protocol.PEER_AWAY_TEXT)
+    log_event(actor, "session-away", state.registry.room_of(actor), code=int(code))
+    return code
+
+
+async def _close_parked(ws: WebSocket, code: CloseCode) -> None:
+    """A parked actor's old socket: a close frame if it can still take one, nothing
+    of the mail (that waits for the RESUME)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+        await ws.aclose(int(code), "session waits for RESUME" if code < 4002 else "resumed")
+
+
+def _end_parked(state: ServerState, resumable: Resumable, why: str) -> None:
+    """The grace is over (or its limits were broken): as any departure ends."""
+    actor = resumable.actor
+    state.actors.discard(actor)
+    websocket_terminate(state, actor)
+    actor.drop_mail()
+    log_event(actor, "session-ended", why=why)
+
+
+async def session_sweeper(state: ServerState) -> None:
+    """The permanent service that ends parked sessions at their deadline, and those
+    whose mail broke the byte limits or whose token expired meanwhile."""
+    settings = state.settings
+    # Only parked sessions are looked at, so a short period costs little; it bounds
+    # how late a peer hears PEERLEFT after a limit ended an away session.
+    period = min(settings.resume_grace / 4, settings.mailbox_soft_seconds / 4, 0.5)
+    while True:
+        await trio.sleep(period)
+        now = trio.current_time()
+        for resumable in list(state.sessions.away.values()):
+            actor = resumable.actor
+            over_soft = actor.over_soft_since
+            if actor.close_code not in _PARKABLE:
+                _end_parked(state, resumable, actor.close_cause or "kicked")
+            elif resumable.deadline is not None and now >= resumable.deadline:
+                _end_parked(state, resumable, "grace-over")
+            elif over_soft is not None and now - over_soft >= settings.mailbox_soft_seconds:
+                _end_parked(state, resumable, "soft-limit")
+
+
+async def _resume(state: ServerState, session: Session, message: protocol.Resume) -> None:
+    """RESUME: this new connection adopts the parked actor (kicking its old socket
+    first if the server has not yet noticed it died). Exactly one RESUME per secret."""
+    received = message.received
+    if type(received) is not int or received < 0:
+        why = "`received` must be the count of messages received (an integer >= 0)"
+        _resume_refused(state, session, ErrorCode.RESUME_FAILED, why)
+        return
+    found = state.sessions.claim(message.session, message.secret)
+    if found is None:
+        why = "no such session: unknown, ended, already resumed, or a wrong secret"
+        _resume_refused(state, session, ErrorCode.RESUME_FAILED, why)
+        return
+    if found.deadline is None:  # still attached to a socket the client has given up on
+        found.actor.kick(CloseCode.RESUMED_ELSEWHERE, "session resumed elsewhere", "resumed")
+        with trio.move_on_after(KICK_GRACE + CLOSE_TIMEOUT):
+            await found.detached.wait()
+    old = found.actor
+    if state.sessions.away.get(old) is not found or old.close_code not in _PARKABLE:
+        _resume_refused(state, session, ErrorCode.RESUME_FAILED, "the session has ended")
+        return
+    replay = found.rewind(received)
+    if replay is None:
+        _end_parked(state, found, "resume-gap")
+        _resume_refused(
+            state, session, ErrorCode.RESUME_GAP, "messages you missed are no longer kept"
+        )
+        return
+    deadline = found.deadline
+    state.sessions.unpark(found)  # the sweeper cannot end it while the writers swap
+    assert session.writer is not None and session.nursery is not None and session.ws
+    try:
+        session.writer.cancel()
+        await session.writer_done.wait()
+    except BaseException:
+        found.secret = message.secret if isinstance(message.secret, str) else ""
+        state.sessions.park(found, deadline or trio.current_time())
+        raise
+    _adopt(state, session, found, replay)
+    _start_writer(state, session.ws, session)
+
+
+def _adopt(state: ServerState, session: Session, found: Resumable, replay: list[bytes]) -> None:
+    """Synchronous: the new connection's own actor is dropped (it holds nothing yet),
+    the parked one takes its place, its replay and waiting mail go out first."""
+    new, old = session.actor, found.actor
+    state.actors.discard(new)
+    state.expiries.forget(new)
+    new.mailbox.close()
+    old.scope = new.scope  # kicking the session now ends this connection
+    old.address = new.address
+    old.close_code, old.close_reason, old.close_cause = None, "", ""
+    old.last_heard = trio.current_time()
+    old.ping_sent, old.ping_due, old.frame_cut, old.sending = None, False, False, None
+    state.actors.add(old)
+    session.actor = old
+    session.identity = found.identity
+    found.secret = protocol_secret = new_secret()
+    room = state.registry.room_of(old)
+    resumed = protocol.encode(
+        protocol.Resumed(
+            session=found.id,
+            secret=protocol_secret,
+            room=room,
+            peers=len(state.registry.peers_of(old)),
+        )
+    ).encode()
+    batch = [resumed, *replay]
+    old.mailbox.put_front(batch, trio.current_time())
+    old.budget.add(sum(map(len, batch)))
+    for peer in state.registry.peers_of(old):
+        peer.tell(protocol.PEER_BACK_TEXT)
+    log_event(old, "session-resumed", room, replayed=len(replay))
+
+
+def _resume_refused(state: ServerState, session: Session, code: ErrorCode, why: str) -> None:
+    """The client goes on as a newcomer; with authentication on, the secret stood for
+    AUTH, so a refused RESUME closes the connection as a failed AUTH does."""
+    if session.identity is None:
+        _refuse(state, session.actor, code, why)
+        session.actor.scope.cancel()
+        return
+    _reply_error(state, session.actor, code, why)

@@ -49,6 +49,17 @@ class Mailbox:
         self._wake()
         return True
 
+    def put_front(self, batch: list[bytes], now: float) -> None:
+        """Queue `batch` ahead of everything waiting (a resumed session's replay, which
+        must reach the client before the mail that came while it was away)."""
+        if not batch:
+            return
+        if not self._queue:
+            self.waiting_since = now
+        self._queue[:0] = batch
+        self.queued_bytes += sum(map(len, batch))
+        self._wake()
+
     def nudge(self) -> None:
         """Wake the consumer with nothing new queued (it has other work: a ping, a pong)."""
         self._nudged = True

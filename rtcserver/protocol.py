@@ -50,6 +50,9 @@ class ErrorCode(enum.StrEnum):
     TOKEN_CLAIMS_INVALID = "token-claims-invalid"
     TOKEN_EXPIRED = "token-expired"
     TOKEN_NOT_YET_VALID = "token-not-yet-valid"
+    # Sessions (docs/PROTOCOL.md, "Sessions and resume").
+    RESUME_FAILED = "resume-failed"  # unknown, ended or taken session, wrong secret, late
+    RESUME_GAP = "resume-gap"  # what the client missed is no longer kept: session ended
 
 
 class CloseCode(enum.IntEnum):
@@ -62,6 +65,7 @@ class CloseCode(enum.IntEnum):
     INTERNAL_ERROR = 1011  # the connection's actor crashed (logged); others unaffected
     SLOW_CONSUMER = 4000  # the client stopped reading: over its byte limits, or a write stuck
     KEEPALIVE_TIMEOUT = 4001  # no pong within keepalive_timeout
+    RESUMED_ELSEWHERE = 4002  # the session was resumed on a newer connection
 
 
 class WrongRoomReason(enum.StrEnum):
@@ -203,8 +207,43 @@ class Presence:
     status: str
 
 
+@attrs.frozen(kw_only=True)
+class SessionGranted:
+    """The answer to SESSION: what a later RESUME must present."""
+
+    type: Literal["SESSION"] = "SESSION"
+    session: str
+    secret: str
+    grace: float
+
+
+@attrs.frozen(kw_only=True)
+class Resumed:
+    """The session is back on this socket; `secret` is the one for the next RESUME."""
+
+    type: Literal["RESUMED"] = "RESUMED"
+    session: str
+    secret: str
+    room: int | None
+    peers: int  # how many others are in the room now
+
+
+@attrs.frozen(kw_only=True)
+class PeerAway:
+    type: Literal["PEERAWAY"] = "PEERAWAY"
+
+
+@attrs.frozen(kw_only=True)
+class PeerBack:
+    type: Literal["PEERBACK"] = "PEERBACK"
+
+
 ServerMessage = (
-    LoginOk
+    SessionGranted
+    | Resumed
+    | PeerAway
+    | PeerBack
+    | LoginOk
     | LoginRefused
     | Users
     | UserJoined
@@ -233,6 +272,8 @@ def encode(message: ServerMessage) -> str:
 # Messages with no fields are the same text every time: encode them once.
 PEER_JOINED_TEXT: Final = encode(PeerJoined())
 PEER_LEFT_TEXT: Final = encode(PeerLeft())
+PEER_AWAY_TEXT: Final = encode(PeerAway())
+PEER_BACK_TEXT: Final = encode(PeerBack())
 
 
 def peer_joined_text(member_id: str | None, name: str | None) -> str:
@@ -303,6 +344,20 @@ class Login:
     name: object
 
 
+@attrs.frozen
+class SessionRequest:
+    """`{"type":"SESSION"}`: make this connection's session resumable."""
+
+
+@attrs.frozen
+class Resume:
+    """`{"type":"RESUME","session":S,"secret":K,"received":N}`, first message only."""
+
+    session: object
+    secret: object
+    received: object
+
+
 # Types only the server sends. A peer could otherwise forge them through the relay (a
 # CONFIG naming its own TURN server, a PEERLEFT, an INCOMINGCALL), so they are refused.
 SERVER_ONLY_TYPES: Final = frozenset(
@@ -325,6 +380,9 @@ SERVER_ONLY_TYPES: Final = frozenset(
         "CANCELLED",
         "NOANSWER",
         "BUSY",
+        "RESUMED",
+        "PEERAWAY",
+        "PEERBACK",
     }
 )
 
@@ -338,7 +396,9 @@ class CallControl:
     fields: dict[str, Any]
 
 
-ClientMessage = GetRoom | EnterRoom | Relay | Auth | GetConfig | Login | CallControl
+ClientMessage = (
+    GetRoom | EnterRoom | Relay | Auth | GetConfig | Login | CallControl | SessionRequest | Resume
+)
 
 
 @attrs.frozen
@@ -385,6 +445,12 @@ def decode(text: str) -> ClientMessage:
         return GetConfig()
     if kind == "LOGIN":
         return Login(name=obj.get("name"))
+    if kind == "SESSION":
+        return SessionRequest()
+    if kind == "RESUME":
+        return Resume(
+            session=obj.get("session"), secret=obj.get("secret"), received=obj.get("received")
+        )
     if kind in CALL_CONTROL:
         return CallControl(type=kind, fields=obj)
     if kind in SERVER_ONLY_TYPES:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from .metrics import ServerMetrics
 from .presence import Directory
 from .registry import Registry
 from .rooms import Peer
+from .sessions import Sessions
 
 if TYPE_CHECKING:
     from .cluster.node import Cluster
@@ -64,6 +66,8 @@ class ServerState:
     # Bytes waiting for clients, server-wide (backlog.py); made in `create`.
     budget: Budget = attrs.field(init=False)
     limits: Limits = attrs.field(init=False)
+    # Resumable sessions, and those waiting without a socket (sessions.py).
+    sessions: Sessions = attrs.field(factory=Sessions)
 
     def __attrs_post_init__(self) -> None:
         settings = self.settings
@@ -72,7 +76,11 @@ class ServerState:
             soft=settings.mailbox_soft_limit,
             soft_seconds=settings.mailbox_soft_seconds,
         )
-        self.budget = Budget(limit=settings.queue_budget, holders=lambda: self.actors)
+        self.budget = Budget(limit=settings.queue_budget, holders=self._holders)
+
+    def _holders(self) -> itertools.chain[Actor]:
+        # A parked session's mail counts against the budget too.
+        return itertools.chain(self.actors, self.sessions.away_actors())
 
     def new_actor(self, address: str) -> Actor:
         """The actor for a connection that has just been upgraded."""

@@ -341,9 +341,11 @@ el.rejoin.addEventListener("click", () => {
 });
 el.hangUp.addEventListener("click", () => {
   if (client) {
+    // The room lives on only while someone else is in it: Rejoin only then.
+    const roomLivesOn = client.peerPresent;
     client.hangUp();
     setStatus("You left the call");
-    showEnded("You left the call.");
+    showEnded("You left the call.", roomLivesOn);
   }
 });
 
@@ -389,6 +391,8 @@ function connect(room) {
   }
 
   on("room", (event) => {
+    // The room's number in the address bar at once: a refresh comes back to it.
+    window.history.replaceState(null, "", pageUrl(event.detail.room, true));
     if (room === null) {
       // A joiner's link is shown once the room has taken it ("calling"),
       // so a wrong room never flashes a link.
@@ -468,9 +472,27 @@ function connect(room) {
     }
     showServerNote(`Server: ${d.message || d.code || "error"}`);
   });
+  on("reconnecting", () => {
+    setStatus("Reconnecting…");
+    document.body.dataset.signaling = "reconnecting";
+  });
+  on("reconnected", () => {
+    document.body.dataset.signaling = "connected";
+    const state = self.pc ? self.pc.connectionState : null;
+    setStatus(state && CALL_STATUS[state] ? CALL_STATUS[state] : "Connected");
+  });
+  on("peeraway", () => setStatus("Your peer lost its connection to the server. Waiting for it…"));
+  on("peerback", () => {
+    const state = self.pc ? self.pc.connectionState : null;
+    setStatus(state && CALL_STATUS[state] ? CALL_STATUS[state] : "Your peer is back");
+  });
+  on("roomgone", () => {
+    setStatus("The room is gone");
+    showEnded("This room is gone: the server restarted, or everyone left. Start a new room.", false);
+  });
   on("disconnected", () => {
     setStatus("Disconnected from the server");
-    showEnded("The connection to the server was lost.");
+    showEnded("The connection to the server was lost.", false);
   });
 
   setStatus(room === null ? "Creating a room…" : "Joining the room…");

@@ -206,6 +206,10 @@ const client = new PhoneClient({
   getLocalMedia: localMediaFor,
 });
 window.phone = client;
+// Leaving the page (a close, a refresh) logs out at once (close 1000): the phone page
+// does not resume after a reload, so its name must not wait for a RESUME that cannot
+// come. A lost socket while the page stays is still resumed (phonelib.js).
+window.addEventListener("pagehide", () => client.logout());
 
 let lastLogin = null; // {name, password}: what Reconnect logs in with again
 let authMode = null;
@@ -523,6 +527,16 @@ client.addEventListener("ended", (event) => {
 client.addEventListener("servererror", (event) => {
   const d = event.detail;
   showNote(`Server: ${d.message || d.code}`);
+});
+
+client.addEventListener("reconnecting", () => {
+  setStatus("Reconnecting…");
+  document.body.dataset.signaling = "reconnecting";
+});
+
+client.addEventListener("reconnected", () => {
+  setStatus(client.call ? "In a call" : "Online");
+  document.body.dataset.signaling = "connected";
 });
 
 client.addEventListener("disconnected", () => {

@@ -23,6 +23,16 @@ import { PeerCall, SignalingChannel, configUrl, emit, openSignaling, signalingUr
  */
 
 const REQUEST_MS = 10000;
+// Reconnection after a lost socket (docs/PROTOCOL.md, "Sessions and resume"):
+// exponential backoff with jitter, for at most GIVE_UP_MS.
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+const GIVE_UP_MS = 60000;
+
+function backoff(attempt) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return base / 2 + Math.random() * base;
+}
 const MEDIA_KINDS = { video: ["audio", "video"], audio: ["audio"], data: [] };
 const DATA_CHANNEL_LABEL = "text";
 
@@ -106,6 +116,8 @@ class PhoneClient extends EventTarget {
     this._inbox = Promise.resolve();
     this._orphanCall = false; // a CALL we gave up before its RINGING: cancel it then
     this._endedIds = new Set(); // our own ended calls: late errors about them are races
+    this.resumable = null; // {session, secret} once the server granted a session
+    this.reconnecting = false;
   }
 
   get pc() {
@@ -162,6 +174,7 @@ class PhoneClient extends EventTarget {
         throw new LoginError(String(reply.reason || "refused"));
       }
       this.name = typeof reply.name === "string" ? reply.name : name;
+      channel.send({ type: "SESSION" }); // a lost socket can then be resumed
       return this.name;
     } catch (err) {
       if (this.channel === channel) {
@@ -271,6 +284,11 @@ class PhoneClient extends EventTarget {
     const call = this.call;
     const ours = call !== null && call.id !== null && msg.call === call.id;
     switch (msg.type) {
+      case "SESSION":
+        if (typeof msg.session === "string" && typeof msg.secret === "string") {
+          this.resumable = { session: msg.session, secret: msg.secret };
+        }
+        return;
       case "USERS":
         this.users.clear();
         (Array.isArray(msg.users) ? msg.users : []).forEach(function (u) {
@@ -525,11 +543,60 @@ class PhoneClient extends EventTarget {
   }
 
   _onChannelClosed(detail) {
+    if (this.reconnecting) {
+      return; // a failed attempt of the reconnection: it carries on
+    }
+    if (this.resumable && this.name !== null) {
+      this._reconnect(this.channel, detail).catch((err) =>
+        console.error("phonelib: reconnection failed", err),
+      );
+      return;
+    }
     this.channel = null;
     this.name = null;
     this.users.clear();
     this._end("disconnected");
     emit(this, "disconnected", detail);
+  }
+
+  /** The socket was lost: reconnect with backoff and RESUME; the call's media goes on. */
+  async _reconnect(channel, detail) {
+    this.reconnecting = true;
+    emit(this, "reconnecting");
+    const started = Date.now();
+    for (let attempt = 0; this.channel === channel && Date.now() - started < GIVE_UP_MS; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, backoff(attempt)));
+      if (this.channel !== channel) {
+        return; // logged out meanwhile
+      }
+      try {
+        await channel.open();
+      } catch (_err) {
+        continue;
+      }
+      let reply;
+      try {
+        const r = this.resumable;
+        const resume = { type: "RESUME", session: r.session, secret: r.secret, received: channel.received };
+        reply = await channel.request(resume, ["RESUMED", "ERROR"], REQUEST_MS);
+      } catch (_err) {
+        continue;
+      }
+      if (reply.type === "RESUMED") {
+        this.resumable = { session: reply.session, secret: reply.secret };
+        this.reconnecting = false;
+        emit(this, "reconnected");
+        return;
+      }
+      break; // refused: log in again as a newcomer (the page's Reconnect)
+    }
+    this.reconnecting = false;
+    this.resumable = null;
+    if (channel.isOpen) {
+      channel.close(1000, "could not resume"); // its close event ends the session here
+    } else {
+      this._onChannelClosed(detail);
+    }
   }
 
   _reset() {

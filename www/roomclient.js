@@ -18,6 +18,48 @@ import {
  */
 
 const CONTROL_LABEL = "control";
+const SESSION_KEY = "rtcserver.session";
+const RESUME_MS = 10000;
+// Reconnection: exponential backoff from 0.5 s up to 8 s, with jitter, for at most
+// GIVE_UP_MS; a room still full of our own away session is tried again meanwhile.
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+const GIVE_UP_MS = 120000;
+
+/** The delay before reconnection attempt `attempt` (0, 1, ...): exponential, jittered. */
+function backoff(attempt) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return base / 2 + Math.random() * base; // 50% to 150%: pages cut together do not retry together
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The session kept for a refresh (sessionStorage: this tab only), or null. */
+function storedSession() {
+  try {
+    const value = JSON.parse(window.sessionStorage.getItem(SESSION_KEY) || "null");
+    if (value && typeof value.session === "string" && typeof value.secret === "string") {
+      return value;
+    }
+  } catch (_err) {
+    // unreadable: as if none
+  }
+  return null;
+}
+
+function storeSession(value) {
+  try {
+    if (value) {
+      window.sessionStorage.setItem(SESSION_KEY, JSON.stringify(value));
+    } else {
+      window.sessionStorage.removeItem(SESSION_KEY);
+    }
+  } catch (_err) {
+    // storage refused (private mode): a refresh then re-enters as a newcomer
+  }
+}
 
 /** The room number of a GETROOM reply, or null when it is not a safe integer. */
 function roomFromMessage(value) {
@@ -73,6 +115,9 @@ class RoomClient extends EventTarget {
     this.finished = false; // after WRONGROOM, hang-up or a lost server
     this._inbox = Promise.resolve();
     this._epoch = 0; // bumped whenever the peer changes, to drop stale work
+    this.resumable = null; // {session, secret, room} once the server granted a session
+    this.reconnecting = false;
+    this._asCaller = false;
   }
 
   get pc() {
@@ -112,6 +157,19 @@ class RoomClient extends EventTarget {
     if (this.finished) {
       return; // hung up while signing in
     }
+    window.addEventListener("pagehide", () => this._remember());
+    const stored = storedSession();
+    if (stored && this.room !== null && stored.room === this.room) {
+      // A refresh within the grace: the same session, the same room.
+      this.channel.received = Number(stored.received) || 0;
+      this.resumable = stored;
+      const reply = await this._resume();
+      if (reply && reply.type === "RESUMED") {
+        this._resumed(reply, true);
+        return;
+      }
+    }
+    this.channel.send({ type: "SESSION" });
     if (this.joining) {
       // The roster (ROOM) says what kind of room the link leads to: a room of
       // two is this page's; a larger one is a group call (conference.html).
@@ -140,7 +198,144 @@ class RoomClient extends EventTarget {
   hangUp() {
     this.finished = true;
     this._endCall();
+    storeSession(null);
     this.channel.close(1000, "hang up");
+  }
+
+  _remember() {
+    if (this.resumable && !this.finished) {
+      storeSession({ ...this.resumable, room: this.room, received: this.channel.received });
+    }
+  }
+
+  /** RESUME on the channel's (new) socket: the RESUMED or ERROR reply, or null if the socket failed. */
+  async _resume() {
+    const r = this.resumable;
+    try {
+      return await this.channel.request(
+        { type: "RESUME", session: r.session, secret: r.secret, received: this.channel.received },
+        ["RESUMED", "ERROR"],
+        RESUME_MS,
+      );
+    } catch (_err) {
+      return null;
+    }
+  }
+
+  /** The session is back. After a refresh the call is gone: make a new offer. */
+  _resumed(reply, afterRefresh) {
+    this.resumable = { session: reply.session, secret: reply.secret, room: this.room };
+    this._remember();
+    this.reconnecting = false;
+    emit(this, "reconnected", { resumed: true });
+    if (afterRefresh) {
+      this.joining = true;
+      this.peerPresent = reply.peers > 0;
+      emit(this, "room", { room: this.room });
+      if (this.peerPresent) {
+        this._epoch++;
+        this._startCall(true).catch((err) => console.error("rtclib: could not restart the call", err));
+      }
+    } else {
+      this._restartIceIfNeeded();
+    }
+  }
+
+  /** The ICE restart: only the side that made the offer does it (no glare). */
+  async _restartIceIfNeeded() {
+    const call = this.call;
+    if (!call || !this._asCaller || !this.channel.isOpen) {
+      return;
+    }
+    const state = call.pc.connectionState;
+    if (state !== "disconnected" && state !== "failed") {
+      return;
+    }
+    const offer = await call.pc.createOffer({ iceRestart: true });
+    await call.pc.setLocalDescription(offer);
+    this.channel.send({ type: "offer", sdp: offer.sdp, restart: true });
+  }
+
+  /** The socket was lost: reconnect with backoff, RESUME, else re-enter as a newcomer. */
+  async _reconnect() {
+    this.reconnecting = true;
+    emit(this, "reconnecting");
+    const started = Date.now();
+    for (let attempt = 0; !this.finished && Date.now() - started < GIVE_UP_MS; attempt++) {
+      await sleep(backoff(attempt));
+      if (this.finished) {
+        return;
+      }
+      try {
+        await this.channel.open();
+      } catch (_err) {
+        continue;
+      }
+      const reply = await this._resume();
+      if (reply === null) {
+        continue;
+      }
+      if (reply.type === "RESUMED") {
+        this._resumed(reply, false);
+        return;
+      }
+      // Refused (the grace ended, a server restart, another node): a newcomer.
+      this._epoch++;
+      this._endCall();
+      this.peerPresent = false;
+      if (this.room === null) {
+        break;
+      }
+      this.channel.send({ type: "SESSION" });
+      const entered = await this._reenter(started);
+      if (entered !== null) {
+        return;
+      }
+    }
+    if (!this.finished) {
+      this.finished = true;
+      this.reconnecting = false;
+      storeSession(null);
+      this.channel.close(1000, "gave up");
+      emit(this, "disconnected", { code: 1006, reason: "could not reconnect" });
+    }
+  }
+
+  /**
+   * ENTERROOM again as a newcomer. A room-full answer may be our own away session
+   * still holding its place (another node, a spent secret): tried again until it ends.
+   * Resolves true when in the room, false when the room is gone, null to give up.
+   */
+  async _reenter(started) {
+    for (let attempt = 0; !this.finished && Date.now() - started < GIVE_UP_MS; attempt++) {
+      // A successful ENTERROOM has no reply: the server answers in order, so a
+      // CONFIG that comes without a WRONGROOM before it means we are in.
+      this.channel.send({ type: "ENTERROOM", value: this.room });
+      let reply;
+      try {
+        reply = await this.channel.request({ type: "GETCONFIG" }, ["WRONGROOM", "CONFIG"], RESUME_MS);
+      } catch (_err) {
+        return null;
+      }
+      if (reply.type === "CONFIG") {
+        this.joining = true;
+        this.reconnecting = false;
+        this.peerPresent = true;
+        emit(this, "reconnected", { resumed: false });
+        this._startCall(true).catch((err) => console.error("rtclib: could not start the call", err));
+        return true;
+      }
+      if (reply.reason !== "room-full") {
+        this.finished = true;
+        this.reconnecting = false;
+        storeSession(null);
+        this.channel.close(1000, "room gone");
+        emit(this, "roomgone", { reason: String(reply.reason || "") });
+        return false;
+      }
+      await sleep(backoff(attempt));
+    }
+    return null;
   }
 
   async _dispatch(msg) {
@@ -150,6 +345,18 @@ class RoomClient extends EventTarget {
     // Server messages that arrive outside the state they answer are ignored: the
     // server refuses to relay its own types, and the page does not trust them either.
     switch (msg.type) {
+      case "SESSION":
+        if (typeof msg.session === "string" && typeof msg.secret === "string") {
+          this.resumable = { session: msg.session, secret: msg.secret, room: this.room };
+          this._remember();
+        }
+        return;
+      case "PEERAWAY":
+        emit(this, "peeraway");
+        return;
+      case "PEERBACK":
+        emit(this, "peerback");
+        return;
       case "GETROOM": {
         if (this.joining || this.room !== null) {
           return; // we never asked for a room
@@ -160,6 +367,7 @@ class RoomClient extends EventTarget {
           return;
         }
         this.room = room;
+        this._remember();
         emit(this, "room", { room: room });
         return;
       }
@@ -213,7 +421,11 @@ class RoomClient extends EventTarget {
         emit(this, "peerleft");
         return;
       case "offer": {
-        // Each offer is a new call: this page never renegotiates.
+        if (msg.restart === true && this.call) {
+          await this.call.handle(msg); // an ICE restart of this call: answered in place
+          return;
+        }
+        // Each offer is a new call: this page never renegotiates (but for ICE restarts).
         this.peerPresent = true;
         const answering = await this._startCall(false);
         if (answering) {
@@ -274,9 +486,13 @@ class RoomClient extends EventTarget {
     call.addEventListener("statechange", (event) => {
       if (this.call === call) {
         emit(this, "callstate", event.detail);
+        if (!this.reconnecting) {
+          this._restartIceIfNeeded().catch((err) => console.warn("rtclib: ICE restart failed", err));
+        }
       }
     });
     this.call = call;
+    this._asCaller = asCaller;
     emit(this, "call", call);
     emit(this, "calling", { caller: asCaller });
     if (asCaller) {
@@ -325,6 +541,14 @@ class RoomClient extends EventTarget {
   }
 
   _onChannelClosed(detail) {
+    if (!this.finished && this.resumable && !this.reconnecting) {
+      // The call's media does not need the server: keep it while we reconnect.
+      this._reconnect().catch((err) => console.error("rtclib: reconnection failed", err));
+      return;
+    }
+    if (this.reconnecting) {
+      return; // one of the reconnection's own attempts failed: it carries on
+    }
     this._endCall();
     if (!this.finished) {
       this.finished = true;

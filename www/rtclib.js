@@ -162,9 +162,12 @@ class SignalingChannel extends EventTarget {
     this.url = url;
     this.socket = null;
     this._waiters = []; // pending request()s, oldest first
+    // Text frames received in this session (docs/PROTOCOL.md, "Sessions and resume"):
+    // the SESSION reply is number 1; the count goes on across reconnections.
+    this.received = 0;
   }
 
-  /** Connect; resolves when open, rejects if the socket closes first. */
+  /** Connect (again, after a close: same listeners); resolves when open, rejects if the socket closes first. */
   open() {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(this.url);
@@ -175,9 +178,10 @@ class SignalingChannel extends EventTarget {
         resolve();
       };
       socket.onmessage = (event) => {
-        if (typeof event.data !== "string") {
+        if (typeof event.data !== "string" || socket !== this.socket) {
           return;
         }
+        this.received++;
         let msg;
         try {
           msg = JSON.parse(event.data);
@@ -185,11 +189,17 @@ class SignalingChannel extends EventTarget {
           console.warn("rtclib: dropping a frame that is not JSON:", event.data);
           return;
         }
+        if (msg && msg.type === "SESSION") {
+          this.received = 1;
+        }
         if (msg && typeof msg === "object" && !Array.isArray(msg) && !this._answer(msg)) {
           emit(this, "message", msg);
         }
       };
       socket.onclose = (event) => {
+        if (socket !== this.socket) {
+          return; // an older socket, replaced by a reconnection
+        }
         const detail = { code: event.code, reason: event.reason, wasClean: event.wasClean };
         if (!opened) {
           // The URL may carry a token: name the path only.

@@ -83,6 +83,10 @@ class Bridge:
     def __init__(self, path: str) -> None:
         self.path = path
         self.target: tuple[str, int] | None = None
+        # Every connection made to the server, in order (`sever` cuts some), and
+        # whether new ones are refused (a network that is down).
+        self.upstreams: list[socket.socket] = []
+        self.refusing = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -96,11 +100,22 @@ class Bridge:
     def _connect(self) -> socket.socket:
         if self.target is None:
             raise OSError("no server to bridge to")
+        if self.refusing:
+            raise OSError("the network is down (refusing)")
         upstream = socket.create_connection(self.target, timeout=5)
         # The timeout was for connecting only: left on, it would also end any stream
         # that stays quiet for 5 s (a WebSocket waiting for a call to be answered).
         upstream.settimeout(None)
+        self.upstreams.append(upstream)
         return upstream
+
+    def sever(self, upstreams: list[socket.socket]) -> None:
+        """Cut these connections as a network change does: the server gets a TCP reset,
+        the browser a bare end of stream (WebSocket 1006), neither a close frame."""
+        for upstream in upstreams:
+            with contextlib.suppress(OSError):
+                upstream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                upstream.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         # shutdown() wakes the thread blocked in accept(); close() alone does not.

@@ -1,0 +1,153 @@
+"""Sessions that outlive a socket: the table of resumable actors (pure bookkeeping).
+
+A client that asks (SESSION) gets a session id and a secret. When its socket is lost
+(no close frame from the client: TCP loss, keepalive timeout), its actor is *parked*
+here with a deadline instead of ending: it keeps its room, its name and its mailbox
+(still under the byte limits), and its peers hear PEERAWAY. A new socket presenting the
+secret (RESUME) within the grace adopts the actor; otherwise the permanent sweeper
+(handler.session_sweeper) ends it as a departure is ended today. A waiting session is
+state, not a task.
+
+Exactly once: every message the writer *takes* for a resumable client is numbered and
+kept in a small replay ring (`resume_replay_bytes`), whether or not its write then
+completed. RESUME says how many messages the client received (`received`); the server
+sends again what follows that number, then the mail that waited. Nothing here awaits.
+"""
+
+from __future__ import annotations
+
+import collections
+import secrets
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final
+
+import attrs
+import trio
+
+if TYPE_CHECKING:
+    from .actor import Actor
+    from .auth import Identity
+
+# Compared against when the session id is unknown, so that the answer takes as long.
+_DUMMY_SECRET: Final = secrets.token_urlsafe(32).encode()
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits from the CSPRNG
+
+
+@attrs.define(eq=False)
+class Resumable:
+    """One resumable session: its credentials, its actor and its replay ring."""
+
+    id: str
+    secret: str
+    actor: Actor
+    identity: Identity | None
+    replay_limit: int
+    # Messages the writer took for this client since the session began.
+    sent: int = 0
+    ring: collections.deque[bytes] = attrs.field(factory=collections.deque)
+    ring_bytes: int = 0
+    # Set while parked (no socket): when the grace ends.
+    deadline: float | None = None
+    # Set once the connection that held the actor has let go of it (parked).
+    detached: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def first_kept(self) -> int:
+        """The number of the oldest message still in the ring."""
+        return self.sent - len(self.ring)
+
+    def record(self, batch: list[bytes]) -> None:
+        """The writer took `batch`: number it, keep it; forget the oldest over the limit."""
+        ring = self.ring
+        for data in batch:
+            ring.append(data)
+            self.ring_bytes += len(data)
+        self.sent += len(batch)
+        while self.ring_bytes > self.replay_limit and len(ring) > 1:
+            self.ring_bytes -= len(ring.popleft())
+
+    def rewind(self, received: int) -> list[bytes] | None:
+        """What follows message number `received`, taken out of the ring (it is sent
+        again, and numbered again when taken); None if it is no longer all kept."""
+        if not self.first_kept <= received <= self.sent:
+            return None
+        replay: list[bytes] = []
+        while self.sent > received:
+            data = self.ring.pop()
+            self.ring_bytes -= len(data)
+            replay.append(data)
+            self.sent -= 1
+        replay.reverse()
+        return replay
+
+
+@attrs.define(eq=False)
+class Sessions:
+    """Every resumable session by id, and those parked (no socket) by actor."""
+
+    by_id: dict[str, Resumable] = attrs.field(factory=dict)
+    away: dict[Actor, Resumable] = attrs.field(factory=dict)
+
+    def grant(self, actor: Actor, identity: Identity | None, replay_limit: int) -> Resumable:
+        """Make `actor` resumable, or give its session a fresh secret (the old one dies)."""
+        session = actor.resumable
+        if session is None:
+            session = Resumable(
+                id=secrets.token_urlsafe(12),
+                secret=new_secret(),
+                actor=actor,
+                identity=identity,
+                replay_limit=replay_limit,
+            )
+            self.by_id[session.id] = session
+            actor.resumable = session
+        else:
+            session.secret = new_secret()
+        # The client counts from the SESSION reply (1) on: what is queued ahead of it
+        # is numbered below 1, and the replay ring starts afresh.
+        session.ring.clear()
+        session.ring_bytes = 0
+        session.sent = -len(actor.mailbox)
+        return session
+
+    def claim(self, session_id: object, secret: object) -> Resumable | None:
+        """The session `session_id` if `secret` is its secret, compared in constant
+        time. A secret works once: it is spent here (the caller gives it back if the
+        resume cannot go on)."""
+        if not isinstance(session_id, str) or not isinstance(secret, str):
+            return None
+        found = self.by_id.get(session_id)
+        expected = found.secret.encode() if found is not None else _DUMMY_SECRET
+        if not secrets.compare_digest(expected, secret.encode()) or found is None:
+            return None
+        if not found.secret:
+            return None  # spent by a resume in progress
+        found.secret = ""
+        return found
+
+    def park(self, session: Resumable, deadline: float) -> None:
+        session.deadline = deadline
+        self.away[session.actor] = session
+        session.detached.set()
+
+    def unpark(self, session: Resumable) -> None:
+        self.away.pop(session.actor, None)
+        session.deadline = None
+        session.detached = trio.Event()
+
+    def end(self, actor: Actor) -> None:
+        """The session (if any) is over for good. Idempotent."""
+        session = actor.resumable
+        if session is None:
+            return
+        self.away.pop(actor, None)
+        if self.by_id.get(session.id) is session:
+            del self.by_id[session.id]
+        session.secret = ""
+        session.detached.set()
+
+    def away_actors(self) -> Iterable[Actor]:
+        return self.away.keys()
