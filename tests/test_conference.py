@@ -184,7 +184,7 @@ async def test_names_of_logged_in_members_are_in_room_and_peerjoined(ws_url: str
             await client.send({"type": "LOGIN", "name": name})
             assert (await client.expect("LOGIN"))["success"] is True
             await client.expect("USERS")
-        await alice.expect("USERJOINED")
+        await until(alice, "DIRECTORY")  # alice hears that bob logged in
         room = (await create(alice, 4))["value"]
         await guest.send({"type": "ENTERROOM", "value": room})
         roster = await guest.expect("ROOM")
@@ -322,5 +322,5 @@ async def until_text(client: Client) -> str:
     with trio.fail_after(5):
         while True:
             text = await client.recv_text()
-            if orjson.loads(text)["type"] not in {"USERS", "USERJOINED", "PRESENCE", "RINGING"}:
+            if orjson.loads(text)["type"] not in {"USERS", "DIRECTORY", "RINGING"}:
                 return text

@@ -13,7 +13,7 @@ from tests.cluster.conftest import LEASE_TTL, cluster_nodes
 from tests.cluster.services import RedisServer
 from tests.support.client import Client, connect
 from tests.support.process import ServerProcess
-from tests.test_conference import create, enter
+from tests.test_conference import create, enter, until
 
 REAP_BOUND = LEASE_TTL * (1 + 0.4) + 1.0
 
@@ -78,8 +78,8 @@ async def test_names_cross_nodes(three_nodes: list[ServerProcess]) -> None:
         owner = await stack.enter_async_context(connect(three_nodes[0].ws_url))
         room = (await create(owner, 4))["value"]
         await carol.send({"type": "ENTERROOM", "value": room})
-        carol_id = (await carol.expect("ROOM"))["id"]
-        joined = await owner.expect("PEERJOINED")
+        carol_id = (await until(carol, "ROOM"))["id"]  # past any directory news
+        joined = await until(owner, "PEERJOINED")
         assert joined == {"type": "PEERJOINED", "id": carol_id, "name": "carol-conf"}
         guest = await stack.enter_async_context(connect(three_nodes[2].ws_url))
         roster = await enter(guest, room, [owner, carol])
