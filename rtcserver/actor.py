@@ -133,7 +133,11 @@ class Actor:
     def extra_frames(self) -> list[bytes]:
         """What the writer sends after the mailbox: the directory's net change, if any."""
         presence = self.presence
-        return [] if presence is None else presence.take()
+        frames = [] if presence is None else presence.take()
+        if frames and self.resumable is not None:
+            # Numbered with the mail: a resume counts every text frame the client got.
+            self.resumable.record(frames)
+        return frames
 
     def request_ping(self, now: float) -> None:
         """Keepalive: have the writer ping the client (it is woken for it)."""

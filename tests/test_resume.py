@@ -349,3 +349,32 @@ async def test_with_auth_on_resume_stands_for_auth_and_a_refusal_closes(
     assert (await wrong.expect("ERROR"))["code"] == "resume-failed"
     assert await wrong.client.wait_closed() == 1008
     await a2.client.close()
+
+
+async def test_directory_frames_count_like_mail_so_a_logged_in_session_resumes(
+    start_server: StartServer,
+) -> None:
+    """The directory's coalesced frames (USERS, DIRECTORY) reach the client outside the
+    mailbox; they are numbered with it, or a logged-in client's count would run ahead of
+    the server's and its RESUME would be refused as a gap."""
+    server = await start_server(presence_interval=0.01)
+    alice = Party(await WsClient.connect(server.port))
+    bob = await WsClient.connect(server.port)
+    try:
+        await alice.send({"type": "SESSION"})
+        await alice.expect("SESSION")
+        await alice.send({"type": "LOGIN", "name": "alice"})
+        await alice.expect("LOGIN")
+        await alice.expect("USERS")
+        await bob.send_json({"type": "LOGIN", "name": "bob"})
+        await alice.expect("DIRECTORY")  # bob came: counted by alice, numbered by the server
+        alice.client.abort()
+        resumed = await alice.resume_on(server.port)
+        await resumed.expect("RESUMED")  # not ERROR resume-gap: the counts agree
+        await bob.send_json({"type": "hello"})  # not in a room: bob gets an ERROR, alice nothing
+        with trio.move_on_after(0.3):
+            while True:  # directory frames are state (idempotent); nothing else may come
+                assert (await resumed.recv())["type"] == "DIRECTORY"
+    finally:
+        alice.client.abort()
+        bob.abort()
