@@ -15,7 +15,8 @@
  *   window.phone       the PhoneClient: .name, .users (Map), .call (null or
  *                      {id, peer, media, direction, state, room}), .pc (the
  *                      call's RTCPeerConnection or null), .dc (its
- *                      RTCDataChannel or null), .localStream
+ *                      RTCDataChannel or null), .controlChannel (the
+ *                      "control" RTCDataChannel or null), .localStream
  *   window.phoneRing   the ring tone: .playing is true while it rings
  *   window.phoneMedia  the OutgoingMedia (outgoing.js): what a call sends now
  *   window.phoneFiles  the FileTransfers (filetransfer.js) of the calls

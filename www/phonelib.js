@@ -70,6 +70,7 @@ class LoginError extends Error {
  *             state "calling" | "ringing" | "accepted", room (after CALLACCEPTED)}
  *   peerCall  the PeerCall of an accepted call; pc and dc are its
  *             RTCPeerConnection and RTCDataChannel (or null)
+ *   controlChannel  the call's "control" RTCDataChannel, or null
  *   localStream  the call's camera/microphone stream, or null
  *
  * Events:
