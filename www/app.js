@@ -24,7 +24,17 @@ import { RoomClient } from "./roomclient.js";
 import { wireSendControls } from "./sendcontrols.js";
 import { showTransfers } from "./transferlist.js";
 import { parseRoom } from "./rtclib.js";
-import { $, Chat, getLocalMedia, notice, playRemote, show, unmuteOnClick, wireViewer } from "./ui.js";
+import {
+  $,
+  Chat,
+  getLocalMedia,
+  notice,
+  peerStateView,
+  playRemote,
+  show,
+  unmuteOnClick,
+  wireViewer,
+} from "./ui.js";
 
 const el = {
   statusText: $("status-text"),
@@ -227,16 +237,12 @@ const viewer = wireViewer({
   say: showServerNote,
 });
 
-const SOURCE_TEXT = { screen: "Peer is sharing their screen", file: "Peer is sending a video" };
-
 /** The peer's mute, camera and sharing state (a media-state message), or null for none. */
-function showPeerState(state) {
-  show(el.peerMuted, !!state && state.audio === false);
-  show(el.peerCameraOff, !!state && state.video === false);
-  const sharing = state ? SOURCE_TEXT[state.source] : undefined;
-  el.peerSharing.textContent = sharing || "";
-  show(el.peerSharing, !!sharing);
-}
+const showPeerState = peerStateView({
+  muted: el.peerMuted,
+  cameraOff: el.peerCameraOff,
+  sharing: el.peerSharing,
+});
 
 // --------------------------------------------------------- call info
 

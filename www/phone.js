@@ -1,7 +1,9 @@
 /*
  * phone.js: the soft phone (phone.html). All protocol work is in phonelib.js
  * (PhoneClient); this file turns its events into the login form, the list of
- * people, the ringing and in-call screens, and the chat.
+ * people, the ringing and in-call screens, the chat, files (filetransfer.js,
+ * transferlist.js), the peer's mute and camera state, and the call timer and
+ * connection quality (callquality.js).
  *
  *   phone.html            log in with a name (and a password when the server
  *                         asks for one), then call people or be called
@@ -13,23 +15,29 @@
  *   window.phone       the PhoneClient: .name, .users (Map), .call (null or
  *                      {id, peer, media, direction, state, room}), .pc (the
  *                      call's RTCPeerConnection or null), .dc (its
- *                      RTCDataChannel or null), .localStream
+ *                      RTCDataChannel or null), .controlChannel (the
+ *                      "control" RTCDataChannel or null), .localStream
  *   window.phoneRing   the ring tone: .playing is true while it rings
  *   window.phoneMedia  the OutgoingMedia (outgoing.js): what a call sends now
+ *   window.phoneFiles  the FileTransfers (filetransfer.js) of the calls
  *
  * Text from the network (names, chat) is only ever put in the page with
  * textContent.
  */
 import { check } from "./browsersupport.js";
+import { CallInfo } from "./callquality.js";
+import { FileTransfers } from "./filetransfer.js";
 import { OutgoingMedia } from "./outgoing.js";
 import { PhoneClient } from "./phonelib.js";
 import { configUrl, loadServerConfig, tokenName } from "./rtclib.js";
 import { wireSendControls } from "./sendcontrols.js";
+import { showTransfers } from "./transferlist.js";
 import {
   $,
   Chat,
   getLocalMedia,
   notice,
+  peerStateView,
   playRemote,
   setPressed,
   show,
@@ -72,6 +80,13 @@ const el = {
   localVideo: $("localVideo"),
   remoteAudio: $("remoteAudio"),
   callTitle: $("call-title"),
+  callTimer: $("call-timer"),
+  quality: $("quality"),
+  peerMuted: $("peer-muted"),
+  peerCameraOff: $("peer-camera-off"),
+  peerSharing: $("peer-sharing"),
+  fileInput: $("file-input"),
+  transfers: $("transfers"),
   remoteFigure: $("remote-figure"),
   localCaption: $("local-caption"),
   fileVideo: $("fileVideo"),
@@ -425,6 +440,8 @@ client.addEventListener("accepted", (event) => {
   setPressed(el.cameraOff, false);
   sent.setMicrophoneOn(true);
   sent.setCameraOn(true);
+  showPeerState(null);
+  el.fileInput.disabled = true;
   chat.clear();
   chat.enable(false);
   show(el.inCall, true);
@@ -441,6 +458,7 @@ client.addEventListener("localstream", (event) => {
 
 client.addEventListener("call", (event) => {
   sent.setCall(event.detail.pc);
+  files.setCall(event.detail.pc);
 });
 
 client.addEventListener("remotestream", (event) => {
@@ -467,9 +485,15 @@ const CALL_STATE_TEXT = {
 };
 
 client.addEventListener("callstate", (event) => {
-  const text = CALL_STATE_TEXT[event.detail];
+  const state = event.detail;
+  const text = CALL_STATE_TEXT[state];
   if (text) {
     setStatus(text);
+  }
+  if (state === "connected" && !callInfo.running && client.pc) {
+    callInfo.start(client.pc);
+  } else if (state === "closed" || state === "failed") {
+    callInfo.stop();
   }
 });
 
@@ -515,6 +539,10 @@ client.addEventListener("ended", (event) => {
   sent.setCamera(null);
   sendControls.disable();
   viewer.enable(false);
+  callInfo.stop();
+  files.setCall(null);
+  el.fileInput.disabled = true;
+  showPeerState(null);
   chat.enable(false);
   showNote(endedText(d)); // after Reject, the click handler then says it in its own words
   if (client.connected) {
@@ -555,7 +583,71 @@ client.addEventListener("disconnected", () => {
 // file), switched without renegotiation: outgoing.js, sendcontrols.js.
 const sent = new OutgoingMedia();
 window.phoneMedia = sent;
-const sendControls = wireSendControls({ outgoing: sent, el, say: showMediaNotice, onChange: () => {} });
+const sendControls = wireSendControls({ outgoing: sent, el, say: showMediaNotice, onChange: sendMediaState });
+
+/** Tell the peer what we send (docs/PROTOCOL.md, "Between the peers"); a text call sends nothing. */
+function sendMediaState() {
+  const media = client.call?.media;
+  if (media === "video" || media === "audio") {
+    client.sendControl({
+      type: "media-state",
+      audio: sent.audioOn,
+      video: sent.videoOn,
+      source: sent.source,
+    });
+  }
+}
+
+// The peer's mute / camera-off / sharing indicators (ui.js, shared with the room page).
+const showPeerState = peerStateView({
+  muted: el.peerMuted,
+  cameraOff: el.peerCameraOff,
+  sharing: el.peerSharing,
+});
+
+function onPeerMediaState(msg) {
+  const media = client.call?.media;
+  if (media === "video") {
+    showPeerState(msg);
+  } else if (media === "audio") {
+    showPeerState({ audio: msg.audio }); // a voice call has no picture to speak of
+  }
+}
+
+// --------------------------------------------------------- call info
+
+const callInfo = new CallInfo({ timer: el.callTimer, quality: el.quality });
+
+// ------------------------------------------------------------------ files
+
+const files = new FileTransfers((msg) => client.sendControl(msg));
+window.phoneFiles = files;
+
+showTransfers({ files, input: el.fileInput, dropZone: el.inCall, list: el.transfers });
+
+client.addEventListener("controlopen", () => {
+  el.fileInput.disabled = false;
+  sendMediaState();
+});
+
+client.addEventListener("controlclosed", () => {
+  el.fileInput.disabled = true;
+});
+
+client.addEventListener("control", (event) => {
+  const msg = event.detail;
+  if (msg.type === "media-state") {
+    onPeerMediaState(msg);
+  } else if (!files.handleControl(msg)) {
+    console.warn("unknown control message from the peer:", msg.type);
+  }
+});
+
+client.addEventListener("datachannel", (event) => {
+  if (!files.handleChannel(event.detail)) {
+    event.detail.close();
+  }
+});
 
 // ------------------------------------------------------------------- chat
 

@@ -13,8 +13,10 @@ import { PeerCall, SignalingChannel, configUrl, emit, openSignaling, signalingUr
  *   - the call itself: CALLACCEPTED has put both parties in a private room, so
  *     the caller makes the offer through the ordinary room relay (offer,
  *     answer, candidate, relayed verbatim as on the room page) and opens an
- *     RTCDataChannel ("text") for chat; the callee answers and gets the
- *     channel from the peer. PEERLEFT or HANGUP ends it.
+ *     RTCDataChannel ("text") for chat, and a second one ("control") for
+ *     JSON messages between the pages (mute and camera state, file
+ *     transfer: docs/PROTOCOL.md, "Between the peers"); the callee answers
+ *     and gets the channels from the peer. PEERLEFT or HANGUP ends it.
  *
  * Media: "video" sends and receives audio and video, "audio" only audio (no
  * video transceiver at all), "data" no media, only the data channel.
@@ -35,6 +37,7 @@ function backoff(attempt) {
 }
 const MEDIA_KINDS = { video: ["audio", "video"], audio: ["audio"], data: [] };
 const DATA_CHANNEL_LABEL = "text";
+const CONTROL_LABEL = "control";
 
 function stopStream(stream) {
   if (stream) {
@@ -77,6 +80,7 @@ class LoginError extends Error {
  *             state "calling" | "ringing" | "accepted", room (after CALLACCEPTED)}
  *   peerCall  the PeerCall of an accepted call; pc and dc are its
  *             RTCPeerConnection and RTCDataChannel (or null)
+ *   controlChannel  the call's "control" RTCDataChannel, or null
  *   localStream  the call's camera/microphone stream, or null
  *
  * Events:
@@ -94,6 +98,9 @@ class LoginError extends Error {
  *   "callstate"    detail: pc.connectionState
  *   "textopen", "textclosed"       the data channel opened / closed
  *   "text"         detail: {text} from the peer over the data channel
+ *   "controlopen", "controlclosed"  the control channel opened / closed
+ *   "control"      detail: an object the peer sent with sendControl
+ *   "datachannel"  detail: any other RTCDataChannel the peer opened (files)
  *   "servererror"  detail: {code, message}
  *   "disconnected" detail: {code, reason}: the socket closed (not by logout())
  */
@@ -269,6 +276,21 @@ class PhoneClient extends EventTarget {
     }
     dc.send(String(text));
     return true;
+  }
+
+  /** Send an object (JSON) to the peer over the control channel; false when it is not open. */
+  sendControl(msg) {
+    const channel = this.controlChannel;
+    if (channel?.readyState !== "open") {
+      return false;
+    }
+    channel.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** The call's control channel (RTCDataChannel "control"), or null. */
+  get controlChannel() {
+    return this.peerCall ? this.peerCall.controlChannel || null : null;
   }
 
   /** The directory as a sorted array of {name, status}. */
@@ -494,6 +516,19 @@ class PhoneClient extends EventTarget {
     });
     peerCall.addEventListener("datachannel", (event) => {
       const dc = event.detail;
+      if (dc.label === CONTROL_LABEL && !peerCall.controlChannel) {
+        this._useControl(peerCall, dc);
+        return;
+      }
+      if (dc !== peerCall.dc) {
+        // A file's channel (filetransfer.js): the page decides.
+        if (this.peerCall === peerCall) {
+          emit(this, "datachannel", dc);
+        } else {
+          dc.close();
+        }
+        return;
+      }
       dc.onopen = () => {
         if (this.peerCall === peerCall) {
           emit(this, "textopen");
@@ -514,9 +549,44 @@ class PhoneClient extends EventTarget {
       }
     });
     if (call.direction === "outgoing") {
+      // The control channel goes in the same SCTP association as the text
+      // channel that call() opens: no renegotiation.
+      this._useControl(peerCall, peerCall.pc.createDataChannel(CONTROL_LABEL));
       await peerCall.call();
     }
     return peerCall;
+  }
+
+  _useControl(peerCall, channel) {
+    peerCall.controlChannel = channel;
+    const current = () => this.peerCall === peerCall;
+    channel.onopen = () => {
+      if (current()) {
+        emit(this, "controlopen");
+      }
+    };
+    channel.onclose = () => {
+      if (current()) {
+        emit(this, "controlclosed");
+      }
+    };
+    channel.onmessage = (event) => {
+      if (!current() || typeof event.data !== "string") {
+        return;
+      }
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (_err) {
+        return; // not JSON: ignored, like an unknown type
+      }
+      if (msg && typeof msg === "object" && typeof msg.type === "string") {
+        emit(this, "control", msg);
+      }
+    };
+    if (channel.readyState === "open" && current()) {
+      emit(this, "controlopen");
+    }
   }
 
   _end(reason, extra) {

@@ -2,7 +2,8 @@
  * ui.js: the page parts the room page (app.js) and the phone (phone.js) share:
  * DOM lookups, notices, the chat log, toggle buttons, local media with its
  * fallbacks, playing remote media when the browser's autoplay policy says no,
- * and fullscreen and picture-in-picture for the peer's video.
+ * fullscreen and picture-in-picture for the peer's video, and the peer's
+ * mute / camera-off / sharing indicators.
  *
  * Text from the network is only ever put in the page with textContent.
  */
@@ -214,5 +215,25 @@ export function wireViewer({ figure, video, fullscreen, pip, say }) {
         document.exitPictureInPicture().catch(() => {});
       }
     },
+  };
+}
+
+// ------------------------------------------------------------ peer state
+
+const SOURCE_TEXT = { screen: "Peer is sharing their screen", file: "Peer is sending a video" };
+
+/**
+ * The indicators of what the peer sends (a "media-state" control message,
+ * docs/PROTOCOL.md "Between the peers"): `muted`, `cameraOff` and `sharing`
+ * are elements, shown or hidden. Returns show(state): state null (no peer)
+ * hides them all.
+ */
+export function peerStateView({ muted, cameraOff, sharing }) {
+  return (state) => {
+    show(muted, !!state && state.audio === false);
+    show(cameraOff, !!state && state.video === false);
+    const text = state ? SOURCE_TEXT[state.source] : undefined;
+    sharing.textContent = text || "";
+    show(sharing, !!text);
   };
 }
