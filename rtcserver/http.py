@@ -296,9 +296,8 @@ def too_many(limit: int, per: str) -> bytes:
     )
 
 
-def early_refusal(state: ServerState, peer_host: str) -> bytes | None:
-    """The answer to a connection refused before its head is read, or None. Such a
-    connection is answered at once: waiting for its head is what a flood wants."""
+def capacity_refusal(state: ServerState) -> bytes | None:
+    """503 while shutting down or over max_connections, else None."""
     settings = state.settings
     if state.shutting_down:
         return text_response(503, "server is shutting down")
@@ -309,6 +308,16 @@ def early_refusal(state: ServerState, peer_host: str) -> bytes | None:
             f"too many connections (limit {settings.max_connections})",
             extra=[("Retry-After", "5")],
         )
+    return None
+
+
+def early_refusal(state: ServerState, peer_host: str) -> bytes | None:
+    """The answer to a connection refused before its head is read, or None. Such a
+    connection is answered at once: waiting for its head is what a flood wants."""
+    settings = state.settings
+    refusal = capacity_refusal(state)
+    if refusal is not None:
+        return refusal
     if (
         not settings.trust_proxy
         and state.per_address.handshaking[peer_host] >= settings.max_handshakes_per_address
@@ -322,15 +331,9 @@ def head_refusal(state: ServerState, stream: trio.abc.Stream, request: h11.Reque
     """The answer to a request refused on its head alone (shutdown, the connection
     limit, an unknown Host), or None."""
     settings = state.settings
-    if state.shutting_down:
-        return text_response(503, "server is shutting down")
-    if state.connections > settings.max_connections:
-        state.counters["refused:max-connections"] += 1
-        return text_response(
-            503,
-            f"too many connections (limit {settings.max_connections})",
-            extra=[("Retry-After", "5")],
-        )
+    refusal = capacity_refusal(state)
+    if refusal is not None:
+        return refusal
     host = header(request, b"host")
     if not state.hosts.allows(host):
         state.counters["refused:host"] += 1
