@@ -12,8 +12,10 @@ import hashlib
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
+from playwright.sync_api import Page
 
 from tests.browser.callpage import POLL_MS, UI_MS, CallPage
 from tests.browser.conftest import OpenPage
@@ -57,15 +59,25 @@ def make_file(path: Path, size: int, seed: int) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def offer(sender: CallPage, receiver: CallPage, path: Path) -> str:
-    """Pick `path` on the sender; wait until the receiver is offered it. Returns its id."""
-    before = receiver.evaluate("window.files.transfers.size")
+class FilesPage(Protocol):
+    """A page with the shared file-transfer list: the call page, or the phone page."""
+
+    @property
+    def page(self) -> Page: ...
+
+    def evaluate(self, expression: str, arg: Any = None) -> Any: ...
+
+
+def offer(sender: FilesPage, receiver: FilesPage, path: Path, files: str = "files") -> str:
+    """Pick `path` on the sender; wait until the receiver is offered it. Returns its id.
+    `files` names the page's transfer list (`window.files`; the phone's `phoneFiles`)."""
+    before = receiver.evaluate(f"window.{files}.transfers.size")
     sender.page.set_input_files("#file-input", str(path))
     handle = receiver.page.wait_for_function(
-        """n => {
-          const ts = [...window.files.transfers.values()], last = ts[ts.length - 1];
+        f"""n => {{
+          const ts = [...window.{files}.transfers.values()], last = ts[ts.length - 1];
           return ts.length > n && last.state === 'offered' ? last.id : null;
-        }""",
+        }}""",
         arg=before,
         timeout=UI_MS,
         polling=POLL_MS,
@@ -79,9 +91,11 @@ def row(transfer_id: str) -> str:
     return f'#transfers li[data-id="{transfer_id}"]'
 
 
-def wait_state(page: CallPage, transfer_id: str, state: str, timeout: int = UI_MS) -> None:
+def wait_state(
+    page: FilesPage, transfer_id: str, state: str, timeout: int = UI_MS, files: str = "files"
+) -> None:
     page.page.wait_for_function(
-        "([id, s]) => window.files.transfers.get(id)?.state === s",
+        f"([id, s]) => window.{files}.transfers.get(id)?.state === s",
         arg=[transfer_id, state],
         timeout=timeout,
         polling=POLL_MS,
@@ -132,16 +146,16 @@ def test_fifty_megabyte_file_arrives_byte_identical(
     assert (link.get_attribute("href") or "").startswith("blob:")
 
 
-def cancel_midway(canceller: CallPage, transfer_id: str) -> int:
+def cancel_midway(canceller: FilesPage, transfer_id: str, files: str = "files") -> int:
     """Click Cancel on `canceller` once some, but not all, of the bytes moved. Returns them."""
     handle = canceller.page.wait_for_function(
-        """id => {
-          const t = window.files.transfers.get(id);
+        f"""id => {{
+          const t = window.{files}.transfers.get(id);
           if (t.state !== 'sending' || t.bytes === 0) return null;
           if (t.bytes >= t.size) return -1;
-          document.querySelector(`#transfers li[data-id="${id}"] button.cancel`).click();
+          document.querySelector(`#transfers li[data-id="${{id}}"] button.cancel`).click();
           return t.bytes;
-        }""",
+        }}""",
         arg=transfer_id,
         timeout=TRANSFER_MS,
         polling="raf",

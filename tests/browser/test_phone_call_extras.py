@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.browser import test_file_transfer as transfers
 from tests.browser.callpage import CONNECT_MS, POLL_MS, UI_MS
 from tests.browser.phonepage import PhonePage
 from tests.browser.test_file_transfer import MB, SHA256_HEX, TRANSFER_MS, make_file, row
@@ -131,31 +132,15 @@ def test_peer_mute_shows_in_a_voice_call(open_phone: OpenPhone) -> None:
 # ---------------------------------------------------------------------- files
 
 
+FILES = "phoneFiles"  # the phone page's transfer list (window.phoneFiles)
+
+
 def offer(sender: PhonePage, receiver: PhonePage, path: Path) -> str:
-    """Pick `path` on the sender; wait until the receiver is offered it. Returns its id."""
-    before = receiver.evaluate("window.phoneFiles.transfers.size")
-    sender.page.set_input_files("#file-input", str(path))
-    handle = receiver.page.wait_for_function(
-        """n => {
-          const ts = [...window.phoneFiles.transfers.values()], last = ts[ts.length - 1];
-          return ts.length > n && last.state === 'offered' ? last.id : null;
-        }""",
-        arg=before,
-        timeout=UI_MS,
-        polling=POLL_MS,
-    )
-    transfer_id = handle.json_value()
-    assert isinstance(transfer_id, str)
-    return transfer_id
+    return transfers.offer(sender, receiver, path, files=FILES)
 
 
 def wait_state(phone: PhonePage, transfer_id: str, state: str, timeout: int = UI_MS) -> None:
-    phone.page.wait_for_function(
-        "([id, s]) => window.phoneFiles.transfers.get(id)?.state === s",
-        arg=[transfer_id, state],
-        timeout=timeout,
-        polling=POLL_MS,
-    )
+    transfers.wait_state(phone, transfer_id, state, timeout, files=FILES)
 
 
 def sha256_of_received(phone: PhonePage, transfer_id: str) -> str:
@@ -199,21 +184,7 @@ def send_and_check(
 
 
 def cancel_midway(canceller: PhonePage, transfer_id: str) -> None:
-    """Click Cancel on `canceller` once some, but not all, of the bytes moved."""
-    handle = canceller.page.wait_for_function(
-        """id => {
-          const t = window.phoneFiles.transfers.get(id);
-          if (t.state !== 'sending' || t.bytes === 0) return null;
-          if (t.bytes >= t.size) return -1;
-          document.querySelector(`#transfers li[data-id="${id}"] button.cancel`).click();
-          return t.bytes;
-        }""",
-        arg=transfer_id,
-        timeout=TRANSFER_MS,
-        polling="raf",
-    )
-    moved = handle.json_value()
-    assert isinstance(moved, int) and moved > 0, "the transfer ended before it could be cancelled"
+    transfers.cancel_midway(canceller, transfer_id, files=FILES)
 
 
 def test_files_in_a_text_call_arrive_whole_and_cancel_leaves_both_usable(

@@ -30,16 +30,7 @@ class Client:
     def fold(self, message: dict[str, Any]) -> bool:
         """Apply a directory frame to `directory` as the phone page does; False if
         `message` is not one."""
-        kind = message.get("type")
-        if kind == "USERS":
-            self.directory = {u["name"]: u["status"] for u in message["users"]}
-        elif kind == "DIRECTORY":
-            for change in message["changes"]:
-                if change["status"] == "offline":
-                    self.directory.pop(change["name"], None)
-                else:
-                    self.directory[change["name"]] = change["status"]
-        else:
+        if not fold_directory(self.directory, message):
             return False
         self.directory_frames += 1
         return True
@@ -125,3 +116,21 @@ async def make_pair(stack: contextlib.AsyncExitStack, url: str) -> tuple[Client,
     await joiner.send({"type": "ENTERROOM", "value": room})
     await creator.expect("PEERJOINED")
     return creator, joiner, room
+
+
+def fold_directory(directory: dict[str, str], message: dict[str, Any]) -> bool:
+    """Apply a directory frame (USERS replaces, DIRECTORY changes) to `directory` as the
+    phone page does; False, and nothing changed, if `message` is not one."""
+    kind = message.get("type")
+    if kind == "USERS":
+        directory.clear()
+        directory.update({u["name"]: u["status"] for u in message["users"]})
+    elif kind == "DIRECTORY":
+        for change in message["changes"]:
+            if change["status"] == "offline":
+                directory.pop(change["name"], None)
+            else:
+                directory[change["name"]] = change["status"]
+    else:
+        return False
+    return True

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from tests.faults.wsclient import Closed, WsClient
+from tests.support.client import fold_directory
 
 
 class StormUser:
@@ -41,16 +42,8 @@ class StormUser:
             while True:
                 message = json.loads(await self.client.recv(timeout=math.inf))
                 kind = message.get("type")
-                if kind in ("USERS", "DIRECTORY"):
+                if fold_directory(self.directory, message):
                     self.frames += 1
-                if kind == "USERS":
-                    self.directory = {u["name"]: u["status"] for u in message["users"]}
-                elif kind == "DIRECTORY":
-                    for change in message["changes"]:
-                        if change["status"] == "offline":
-                            self.directory.pop(change["name"], None)
-                        else:
-                            self.directory[change["name"]] = change["status"]
                 elif kind == "LOGIN":
                     assert message["success"] is True, message
                     self.logged_in.set()
