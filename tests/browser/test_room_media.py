@@ -229,7 +229,8 @@ def test_fullscreen_and_picture_in_picture_of_the_peer(call: tuple[CallPage, Cal
     )
     a.page.click("#exit-fullscreen")  # the page's own buttons are under the fullscreen video
     a.page.wait_for_function("() => document.fullscreenElement === null", timeout=UI_MS)
-    assert a.page.is_hidden("#exit-fullscreen")
+    # The button is hidden on `fullscreenchange`, which may come just after: wait for it.
+    a.page.wait_for_selector("#exit-fullscreen", state="hidden", timeout=UI_MS)
     a.page.click("#pip")
     a.page.wait_for_function(
         "() => document.pictureInPictureElement?.id === 'remoteVideo'", timeout=UI_MS
