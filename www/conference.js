@@ -202,7 +202,7 @@ async function main() {
     setStatus("Disconnected from the server.");
     chat.enable(false);
   });
-  setInterval(() => updateSpeaking(mesh, own), 400);
+  setInterval(() => updateSpeaking(mesh, own), SPEAKING_SAMPLE_MS);
   try {
     await mesh.start();
     setStatus(room === null ? "Creating a group call…" : "Joining…");
@@ -215,8 +215,25 @@ async function main() {
  * The speaking indicator. Theirs: the audio level each packet carries (RTP header
  * extension, RFC 6464), read from the receiver, so it works before their sound is
  * played (autoplay). Ours: the microphone's level at the source, from getStats.
+ * A level is one packet's (20 ms), so it is sampled often and held for
+ * SPEAKING_HOLD_MS after the last loud sample: short sounds light the tile too, and a
+ * pause between words does not make it flicker.
  */
+const SPEAKING_SAMPLE_MS = 100;
+const SPEAKING_HOLD_MS = 600;
+const OWN_LEVEL_EVERY = 4; // getStats is dearer: our own level every 4th sample
+const loudAt = new Map(); // member id (or "self") -> when it was last loud
+let samples = 0;
+
+function heardLoud(key, level, now) {
+  if (level > SPEAKING_LEVEL) {
+    loudAt.set(key, now);
+  }
+  return now - (loudAt.get(key) ?? Number.NEGATIVE_INFINITY) < SPEAKING_HOLD_MS;
+}
+
 async function updateSpeaking(mesh, own) {
+  const now = performance.now();
   for (const peer of mesh.peers.values()) {
     const tile = tileOf(peer.id);
     if (!tile || !peer.pc) {
@@ -230,17 +247,24 @@ async function updateSpeaking(mesh, own) {
         }
       }
     }
-    setIndicator(tile, "speaking", level > SPEAKING_LEVEL && peer.media.audio);
+    setIndicator(tile, "speaking", heardLoud(peer.id, level, now) && peer.media.audio);
   }
+  for (const key of loudAt.keys()) {
+    if (key !== "self" && !mesh.peers.has(key)) {
+      loudAt.delete(key);
+    }
+  }
+  samples += 1;
   const first = mesh.peers.values().next().value;
-  if (first?.pc) {
+  if (first?.pc && samples % OWN_LEVEL_EVERY === 0) {
     let level = 0;
     (await first.pc.getStats()).forEach((report) => {
       if (report.type === "media-source" && report.kind === "audio") {
         level = Math.max(level, report.audioLevel || 0);
       }
     });
-    setIndicator(own, "speaking", level > SPEAKING_LEVEL && !isPressed(muteMic));
+    const loud = heardLoud("self", level, performance.now());
+    setIndicator(own, "speaking", loud && !isPressed(muteMic));
   }
 }
 
