@@ -65,7 +65,7 @@ class Actor:
     writing: int = attrs.field(init=False, default=0)
     # Since when the queued bytes have been over the soft limit (None: they are not).
     over_soft_since: float | None = attrs.field(init=False, default=None)
-    # Set when the client asked for a resumable session (sessions.py).
+    # The client's session (sessions.py), from the answer to its first message on.
     resumable: Resumable | None = attrs.field(init=False, default=None)
 
     def __repr__(self) -> str:

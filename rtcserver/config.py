@@ -89,8 +89,8 @@ class Settings:
     )
     resume_grace: float = _opt(
         30.0,
-        "seconds a session that asked for one (SESSION) keeps its room, name and mail "
-        "after its socket is lost, waiting for a RESUME",
+        "seconds a session keeps its room, name and mail after its socket is lost "
+        "(or closed with 1001 by a client that asked for its session), waiting for a RESUME",
     )
     resume_replay_bytes: int = _opt(
         65536,

@@ -183,6 +183,12 @@ class WebSocket:
         close = self.protocol.close_rcvd
         return None if close is None else (int(close.code), close.reason)
 
+    def close_sent(self) -> int | None:
+        """The code of the close frame queued or sent to the client, if any (the
+        protocol queues one itself when the client breaks it: 1002, 1007, 1009)."""
+        close = self.protocol.close_sent
+        return None if close is None else int(close.code)
+
     # ------------------------------------------------------------------ writing
 
     def queue_texts(self, batch: list[bytes]) -> None:

@@ -109,14 +109,27 @@ async def run_actor(
         actor = session.actor
         heard = ws.close_received()
         state.counters[f"close:{actor.close_cause or ('client' if heard else 'lost')}"] += 1
-        # Lost without a close from the client (or 1001: the page is going away, a
-        # refresh): a resumable session waits for RESUME. Hang-up (1000) ends it.
-        gone = heard is None or heard[0] == CloseCode.GOING_AWAY
+        # Lost without a close from the client: the session waits for RESUME. So does
+        # one closed with 1001 (the page is going away: a refresh) if the client asked
+        # for its session, so it resumes after a reload; for a client that never asked
+        # (the book's) 1001 is a goodbye. Hang-up (1000) ends it.
+        # A client that broke the protocol (closed by the server: 1002, 1007, 1009)
+        # is not lost: its session ends.
+        broke = heard is None and ws.close_sent() is not None
+        gone = not broke and (
+            heard is None
+            or (
+                heard[0] == CloseCode.GOING_AWAY
+                and actor.resumable is not None
+                and actor.resumable.asked
+            )
+        )
         parked_code = _park(state, actor) if gone else None
         if parked_code is None:
             websocket_terminate(state, actor)
     if parked_code is not None:
-        await _close_parked(ws, parked_code)
+        if not actor.frame_cut:  # no frame can follow half a frame: the stream is dropped
+            await _close_parked(ws, parked_code)
     else:
         await _flush_and_close(ws, actor)
         actor.written()  # a write cut short by the end: its bytes are no longer held
@@ -290,6 +303,12 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         state.counters[f"error:{error.code}"] += 1
         actor.tell(protocol.encode(error.reply))
         return
+    if actor.resumable is None and not isinstance(message, protocol.Resume):
+        # Every client gets its session before the answer to its first message (one
+        # that has sent nothing holds nothing to keep; a first RESUME takes an old one).
+        _grant_session(state, session, asked=isinstance(message, protocol.SessionRequest))
+        if actor.resumable is not None and actor.resumable.asked:
+            return  # that SESSION was the answer to the SESSION request
     match message:
         case protocol.Relay(type=kind, fields=fields):
             dispatch_relay(state, actor, text, kind, fields)
@@ -341,7 +360,7 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
             else:
                 _reply_error(state, actor, ErrorCode.NOT_LOGGED_IN, f"{kind} needs a LOGIN first")
         case protocol.SessionRequest():
-            _grant_session(state, session)
+            _grant_session(state, session, asked=True)
         case protocol.Resume():
             if first and actor.resumable is None:
                 session.pending = lambda: _resume(state, session, message)
@@ -576,9 +595,11 @@ async def _flush_and_close(ws: WebSocket, actor: Actor) -> None:
 _PARKABLE = (None, CloseCode.KEEPALIVE_TIMEOUT, CloseCode.RESUMED_ELSEWHERE)
 
 
-def _grant_session(state: ServerState, session: Session) -> None:
+def _grant_session(state: ServerState, session: Session, *, asked: bool) -> None:
     actor = session.actor
-    granted = state.sessions.grant(actor, session.identity, state.settings.resume_replay_bytes)
+    granted = state.sessions.grant(
+        actor, session.identity, state.settings.resume_replay_bytes, asked=asked
+    )
     reply = protocol.SessionGranted(
         session=granted.id, secret=granted.secret, grace=state.settings.resume_grace
     )
@@ -596,8 +617,9 @@ def _park(state: ServerState, actor: Actor) -> CloseCode | None:
     actor.written()  # the write in progress is in the replay ring; no longer held
     state.actors.discard(actor)
     state.sessions.park(resumable, trio.current_time() + state.settings.resume_grace)
+    away = protocol.peer_away_text(state.registry.named_id(actor))
     for peer in state.registry.peers_of(actor):
-        peer.tell(protocol.PEER_AWAY_TEXT)
+        peer.tell(away)
     log_event(actor, "session-away", state.registry.room_of(actor), code=int(code))
     return code
 
@@ -696,6 +718,7 @@ def _adopt(state: ServerState, session: Session, found: Resumable, replay: list[
     state.actors.add(old)
     session.actor = old
     session.identity = found.identity
+    found.asked = True  # it resumed: it knows sessions, so a reload parks it too
     found.secret = protocol_secret = new_secret()
     room = state.registry.room_of(old)
     resumed = protocol.encode(
@@ -709,8 +732,9 @@ def _adopt(state: ServerState, session: Session, found: Resumable, replay: list[
     batch = [resumed, *replay]
     old.mailbox.put_front(batch, trio.current_time())
     old.budget.add(sum(map(len, batch)))
+    back = protocol.peer_back_text(state.registry.named_id(old))
     for peer in state.registry.peers_of(old):
-        peer.tell(protocol.PEER_BACK_TEXT)
+        peer.tell(back)
     log_event(old, "session-resumed", room, replayed=len(replay))
 
 

@@ -238,11 +238,27 @@ class PeerBack:
     type: Literal["PEERBACK"] = "PEERBACK"
 
 
+@attrs.frozen(kw_only=True)
+class MemberAway:
+    """PEERAWAY in a room whose members have ids: which one."""
+
+    type: Literal["PEERAWAY"] = "PEERAWAY"
+    id: str
+
+
+@attrs.frozen(kw_only=True)
+class MemberBack:
+    type: Literal["PEERBACK"] = "PEERBACK"
+    id: str
+
+
 ServerMessage = (
     SessionGranted
     | Resumed
     | PeerAway
     | PeerBack
+    | MemberAway
+    | MemberBack
     | LoginOk
     | LoginRefused
     | Users
@@ -287,6 +303,18 @@ def peer_left_text(member_id: str | None) -> str:
     if member_id is None:
         return PEER_LEFT_TEXT
     return encode(MemberLeft(id=member_id))
+
+
+def peer_away_text(member_id: str | None) -> str:
+    if member_id is None:
+        return PEER_AWAY_TEXT
+    return encode(MemberAway(id=member_id))
+
+
+def peer_back_text(member_id: str | None) -> str:
+    if member_id is None:
+        return PEER_BACK_TEXT
+    return encode(MemberBack(id=member_id))
 
 
 def from_suffix(member_id: str) -> str:

@@ -130,6 +130,11 @@ class Registry(Generic[A]):
     def member_id(self, actor: A) -> str | None:
         return self._id_of.get(actor)
 
+    def named_id(self, actor: A) -> str | None:
+        """`actor`'s id if its room names its members to each other (multi-party: as
+        PEERLEFT names who left), else None (a room of two keeps the book's shapes)."""
+        return self._id_of.get(actor) if actor in self._from else None
+
     def from_suffix(self, actor: A) -> str | None:
         """The relay's `,"from":id}` for a member of a multi-party room, else None."""
         return self._from.get(actor)

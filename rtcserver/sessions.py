@@ -45,6 +45,9 @@ class Resumable:
     actor: Actor
     identity: Identity | None
     replay_limit: int
+    # The client asked for its session (SESSION), so it knows how to RESUME: a 1001
+    # close (a page reload) then parks the session too, not only a lost socket.
+    asked: bool = False
     # Messages the writer took for this client since the session began.
     sent: int = 0
     ring: collections.deque[bytes] = attrs.field(factory=collections.deque)
@@ -91,8 +94,11 @@ class Sessions:
     by_id: dict[str, Resumable] = attrs.field(factory=dict)
     away: dict[Actor, Resumable] = attrs.field(factory=dict)
 
-    def grant(self, actor: Actor, identity: Identity | None, replay_limit: int) -> Resumable:
-        """Make `actor` resumable, or give its session a fresh secret (the old one dies)."""
+    def grant(
+        self, actor: Actor, identity: Identity | None, replay_limit: int, *, asked: bool
+    ) -> Resumable:
+        """Make `actor` resumable, or give its session a fresh secret (the old one dies).
+        `asked`: the client requested it (SESSION), rather than got it unasked."""
         session = actor.resumable
         if session is None:
             session = Resumable(
@@ -106,6 +112,7 @@ class Sessions:
             actor.resumable = session
         else:
             session.secret = new_secret()
+        session.asked = session.asked or asked
         # The client counts from the SESSION reply (1) on: what is queued ahead of it
         # is numbered below 1, and the replay ring starts afresh.
         session.ring.clear()

@@ -199,7 +199,7 @@ async def test_names_of_logged_in_members_are_in_room_and_peerjoined(ws_url: str
 
 
 async def test_peerleft_names_who_left_by_every_exit(start_server: StartServer) -> None:
-    server = await start_server(keepalive_interval=0.2, keepalive_timeout=0.5)
+    server = await start_server(keepalive_interval=0.2, keepalive_timeout=0.5, resume_grace=0.5)
     url = f"ws://127.0.0.1:{server.port}/ws"
     async with contextlib.AsyncExitStack() as stack:
         stayer = await stack.enter_async_context(connect(url))
@@ -212,7 +212,12 @@ async def test_peerleft_names_who_left_by_every_exit(start_server: StartServer) 
             others.append(client)
             return client, roster["id"]
 
-        async def gone(member_id: str) -> None:
+        async def gone(member_id: str, lost: bool = False) -> None:
+            if lost:  # its session waits for a RESUME first: away, then gone
+                away = await stayer.expect("PEERAWAY")
+                assert away == {"type": "PEERAWAY", "id": member_id}
+                for other in others:
+                    assert await other.expect("PEERAWAY") == away
             left = await stayer.expect("PEERLEFT")
             assert left == {"type": "PEERLEFT", "id": member_id}
             for other in others:
@@ -248,9 +253,9 @@ async def test_peerleft_names_who_left_by_every_exit(start_server: StartServer) 
             if how == "reset":
                 sock.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 sock.socket.close()
-                await gone(joined["id"])
+                await gone(joined["id"], lost=True)
             else:
-                await gone(joined["id"])
+                await gone(joined["id"], lost=True)
                 await sock.aclose()
         # Server shutdown ends the rest; until then the room is whole.
         assert len(server.state.registry.members(room)) == 1 + len(others)

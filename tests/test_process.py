@@ -18,6 +18,7 @@ async def test_sigterm_closes_clients_with_1001_and_exits_0() -> None:
         codes: list[int] = []
         async with open_websocket_url(srv.ws_url) as a, open_websocket_url(srv.ws_url) as b:
             await a.send_message('{"type":"GETROOM","value":""}')
+            assert json.loads(await a.get_message())["type"] == "SESSION"
             room = json.loads(await a.get_message())["value"]
             await b.send_message(json.dumps({"type": "ENTERROOM", "value": room}))
             assert json.loads(await a.get_message()) == {"type": "PEERJOINED"}
@@ -47,6 +48,7 @@ async def test_log_lines_name_connection_room_and_address() -> None:
     with running_server("--stun", "") as srv:
         async with open_websocket_url(srv.ws_url) as a:
             await a.send_message('{"type":"GETROOM","value":""}')
+            assert json.loads(await a.get_message())["type"] == "SESSION"
             room = json.loads(await a.get_message())["value"]
         out = srv.wait_for_output(rb"event=close", timeout=10).decode()
         assert "event=open" in out

@@ -1,9 +1,10 @@
 """Sessions that outlive a socket (docs/PROTOCOL.md, "Sessions and resume").
 
-A client that asked for a session (SESSION) and loses its TCP connection without a
-close frame keeps its room for `resume_grace`; its peer hears PEERAWAY, not PEERLEFT;
-what is sent to it meanwhile waits, and a new socket presenting the secret (RESUME)
-gets it back first, in order, exactly once.
+Every client gets a session (SESSION, before the answer to its first message). One
+that loses its TCP connection without a close frame keeps its room for
+`resume_grace`; its peer hears PEERAWAY, not PEERLEFT; what is sent to it meanwhile
+waits, and a new socket presenting the secret (RESUME) gets it back first, in order,
+exactly once. A client that asked for its session (SESSION) is also kept after a 1001.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Party:
     received: int = 0
     session: str = ""
     secret: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        self.client.hide_unasked_session = False  # it counts, so it sees every SESSION
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         message = json.loads(await self.client.recv(timeout))
@@ -74,7 +78,8 @@ class Party:
 
 @contextlib.asynccontextmanager
 async def call(server: Server) -> AsyncIterator[tuple[Party, Party, int]]:
-    """`a` (resumable, the room's creator) and `b` (a plain client) in one room."""
+    """`a` (it asked for its session, the room's creator) and `b` (a plain client,
+    given its session unasked) in one room."""
     a = Party(await WsClient.connect(server.port))
     b = Party(await WsClient.connect(server.port))
     try:
@@ -85,6 +90,7 @@ async def call(server: Server) -> AsyncIterator[tuple[Party, Party, int]]:
         room = (await a.expect("GETROOM"))["value"]
         await b.send({"type": "ENTERROOM", "value": room})
         await a.expect("PEERJOINED")
+        await b.expect("SESSION")  # unasked, before anything else
         yield a, b, room
     finally:
         for party in (a, b):
@@ -148,6 +154,7 @@ async def test_resume_after_the_grace_is_refused_and_the_peer_got_peerleft(
         refused = await a2.expect("ERROR")
         assert refused["code"] == "resume-failed"
         await a2.send({"type": "GETROOM", "value": ""})  # goes on as a newcomer
+        await a2.expect("SESSION")  # with a session of its own
         await a2.expect("GETROOM")
         await a2.client.close()
 
@@ -247,6 +254,7 @@ async def test_resume_must_be_first_and_well_formed(start_server: StartServer) -
         await b.expect("PEERAWAY")
         late = Party(await WsClient.connect(server.port))
         await late.send({"type": "GETCONFIG"})
+        await late.expect("SESSION")
         await late.expect("CONFIG")
         await late.send({"type": "RESUME", "session": a.session, "secret": a.secret, "received": 1})
         assert (await late.expect("ERROR"))["code"] == "resume-failed"
@@ -258,16 +266,49 @@ async def test_resume_must_be_first_and_well_formed(start_server: StartServer) -
             await party.client.close()
 
 
-async def test_a_client_that_never_asked_leaves_at_once(start_server: StartServer) -> None:
+async def test_a_client_that_never_asked_gets_its_session_first_and_can_resume(
+    start_server: StartServer,
+) -> None:
+    """The book's client sends no SESSION: it gets one anyway, before the answer to
+    its first message (and ignores it). Its lost socket waits for a RESUME too."""
     server = await start_server(resume_grace=30.0)
-    a = await WsClient.connect(server.port)
+    a = Party(await WsClient.connect(server.port))
     b = Party(await WsClient.connect(server.port))
-    await a.send_json({"type": "GETROOM", "value": ""})
-    room = json.loads(await a.recv())["value"]
+    await a.send({"type": "GETROOM", "value": ""})
+    granted = await a.expect("SESSION")
+    assert granted["session"] and len(granted["secret"]) >= 43
+    room = (await a.expect("GETROOM"))["value"]
     await b.send({"type": "ENTERROOM", "value": room})
-    a.abort()
+    assert (await b.expect("SESSION"))["session"] != granted["session"]
+    await a.expect("PEERJOINED")
+    a.client.abort()
+    await b.expect("PEERAWAY")
+    a2 = await a.resume_on(server.port)
+    assert (await a2.expect("RESUMED"))["room"] == room
+    await b.expect("PEERBACK")
+    for party in (a2, b):
+        await party.client.close()
+
+
+async def test_a_client_that_never_asked_leaves_at_once_when_it_closes_with_1001(
+    start_server: StartServer,
+) -> None:
+    """The book's client closing its tab (1001): a goodbye, its peer hears PEERLEFT at
+    once. Only a client that asked for its session may be coming back from a reload."""
+    server = await start_server(resume_grace=30.0)
+    a = Party(await WsClient.connect(server.port))
+    b = Party(await WsClient.connect(server.port))
+    await a.send({"type": "GETROOM", "value": ""})
+    await a.expect("SESSION")
+    room = (await a.expect("GETROOM"))["value"]
+    await b.send({"type": "ENTERROOM", "value": room})
+    await b.expect("SESSION")
+    await a.client.close(code=1001)
     await b.expect("PEERLEFT")
-    await b.client.close()
+    a2 = await a.resume_on(server.port)
+    assert (await a2.expect("ERROR"))["code"] == "resume-failed"
+    for party in (a2, b):
+        await party.client.close()
 
 
 async def test_after_a_restart_sessions_and_rooms_are_gone(start_server: StartServer) -> None:
@@ -282,6 +323,7 @@ async def test_after_a_restart_sessions_and_rooms_are_gone(start_server: StartSe
     a2 = await a.resume_on(second.port)
     assert (await a2.expect("ERROR"))["code"] == "resume-failed"
     await a2.send({"type": "ENTERROOM", "value": room})
+    await a2.expect("SESSION")
     assert (await a2.expect("WRONGROOM"))["reason"] == "no-such-room"
     await a2.client.close()
 
@@ -307,10 +349,12 @@ async def test_the_count_starts_at_the_session_reply(start_server: StartServer) 
     a = Party(await WsClient.connect(server.port))
     b = Party(await WsClient.connect(server.port))
     await a.send({"type": "GETROOM", "value": ""})
+    await a.expect("SESSION")  # unasked
     room = (await a.expect("GETROOM"))["value"]
     await b.send({"type": "ENTERROOM", "value": room})
+    await b.expect("SESSION")
     await a.expect("PEERJOINED")
-    await a.send({"type": "SESSION"})
+    await a.send({"type": "SESSION"})  # asked again: a fresh secret, the count restarts
     await a.expect("SESSION")
     assert a.received == 1  # as the pages count: SESSION is number 1
     await chat(b, 1)

@@ -113,8 +113,12 @@ async def test_peerleft_on_clean_close(ws_url: str) -> None:
         await creator.expect("PEERLEFT")
 
 
-async def test_peerleft_on_abrupt_tcp_loss(ws_url: str, server: Server) -> None:
+async def test_peeraway_then_peerleft_on_abrupt_tcp_loss(start_server: StartServer) -> None:
+    """A socket lost without a close frame: its session waits `resume_grace` for a
+    RESUME (PEERAWAY to the peer), then the peer hears PEERLEFT and the room is freed."""
     async with contextlib.AsyncExitStack() as stack:
+        server = await start_server(resume_grace=0.5)
+        ws_url = f"ws://127.0.0.1:{server.port}/ws"
         creator = await stack.enter_async_context(connect(ws_url))
         room = await creator.create_room()
         # A raw TCP client that upgrades, enters, then vanishes without a close frame.
@@ -127,8 +131,9 @@ async def test_peerleft_on_abrupt_tcp_loss(ws_url: str, server: Server) -> None:
 
         sock.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.socket.close()
+        await creator.expect("PEERAWAY")
+        assert len(server.state.registry.members(room)) == 2  # its place is kept
         await creator.expect("PEERLEFT")
-        assert server.state.registry.members(room) == tuple(server.state.registry.members(room))
         assert len(server.state.registry.members(room)) == 1
 
 
@@ -315,7 +320,7 @@ async def test_a_sender_over_the_rate_is_throttled_never_dropped(
 
 async def test_keepalive_drops_a_peer_that_never_answers_pings(start_server: StartServer) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        server = await start_server(keepalive_interval=0.2, keepalive_timeout=0.5)
+        server = await start_server(keepalive_interval=0.2, keepalive_timeout=0.5, resume_grace=0.5)
         url = f"ws://127.0.0.1:{server.port}/ws"
         creator = await stack.enter_async_context(connect(url))
         room = await creator.create_room()
@@ -324,7 +329,9 @@ async def test_keepalive_drops_a_peer_that_never_answers_pings(start_server: Sta
         sock = await raw_upgrade(server.port)
         await sock.send_all(_masked_text_frame(json.dumps({"type": "ENTERROOM", "value": room})))
         await creator.expect("PEERJOINED")
-        # The creator itself answers pings (trio-websocket does), so only the raw one goes.
+        # The creator itself answers pings (trio-websocket does), so only the raw one goes:
+        # away first (a lost socket's session waits for a RESUME), then gone.
+        await creator.expect("PEERAWAY", timeout=5)
         await creator.expect("PEERLEFT", timeout=5)
         await sock.aclose()
 
@@ -333,7 +340,7 @@ async def test_keepalive_finds_a_silent_peer_even_while_traffic_flows_to_it(
     start_server: StartServer,
 ) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        server = await start_server(keepalive_interval=0.3, keepalive_timeout=0.5)
+        server = await start_server(keepalive_interval=0.3, keepalive_timeout=0.5, resume_grace=0.5)
         url = f"ws://127.0.0.1:{server.port}/ws"
         creator = await stack.enter_async_context(connect(url))
         room = await creator.create_room()
@@ -341,14 +348,18 @@ async def test_keepalive_finds_a_silent_peer_even_while_traffic_flows_to_it(
         await sock.send_all(_masked_text_frame(json.dumps({"type": "ENTERROOM", "value": room})))
         await creator.expect("PEERJOINED")
         # Small messages keep flowing towards the silent peer, more often than the
-        # keepalive interval, so the line towards it is never quiet.
+        # keepalive interval, so the line towards it is never quiet. It is found
+        # silent (PEERAWAY), and the grace ends (PEERLEFT).
+        away = False
         with trio.fail_after(5):
             while True:
                 await creator.send('{"type":"tick"}')
                 with trio.move_on_after(0.1):
                     message = await creator.recv()
+                    away |= message["type"] == "PEERAWAY"
                     if message["type"] == "PEERLEFT":
                         break
+        assert away
         await sock.aclose()
 
 

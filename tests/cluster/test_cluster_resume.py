@@ -19,6 +19,7 @@ async def _pair(home: int, other: int) -> tuple[Party, Party, int]:
     await a.send({"type": "GETROOM", "value": ""})
     room = (await a.expect("GETROOM"))["value"]
     await b.send({"type": "ENTERROOM", "value": room})
+    await b.expect("SESSION")  # unasked: every client has one
     await a.expect("PEERJOINED")
     return a, b, room
 
@@ -51,6 +52,7 @@ async def test_resume_on_another_node_is_refused_and_the_client_re_enters(
         assert refused["code"] == "resume-failed"
         # The away session still holds its place until its grace ends.
         await elsewhere.send({"type": "ENTERROOM", "value": room})
+        await elsewhere.expect("SESSION")  # a newcomer's own
         assert (await elsewhere.expect("WRONGROOM"))["reason"] == "room-full"
         await b.expect("PEERLEFT")
         await elsewhere.send({"type": "ENTERROOM", "value": room})

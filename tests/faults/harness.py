@@ -39,9 +39,13 @@ FAULT_SETTINGS = Settings(
     keepalive_timeout=0.5,
     handshake_timeout=1.0,
     drain_timeout=2.0,
+    # A lost socket's session waits this long for a RESUME (its peer hears PEERAWAY
+    # first): short, so that the room is seen freed within a test's deadlines.
+    resume_grace=1.0,
 )
 
 PEERLEFT = {"type": "PEERLEFT"}
+PEERAWAY = {"type": "PEERAWAY"}
 PEERJOINED = {"type": "PEERJOINED"}
 
 
@@ -82,15 +86,22 @@ def check_tasks(server: Server, injector: FaultInjector) -> None:
 
 
 def check_registry(server: Server, injector: FaultInjector | None) -> None:
-    """Every room's members are live actors; rooms are non-empty and within capacity."""
+    """Every room's members are live actors, or sessions whose socket was lost waiting
+    for a RESUME (state, not tasks: their connection has ended); rooms are non-empty
+    and within capacity."""
     state = server.state
     registry = state.registry
+    away = set(state.sessions.away_actors())
     members = 0
     for room, actors in registry.rooms().items():
         assert actors, f"empty room {room} survives"
         assert len(actors) <= registry.capacity, f"room {room} holds {len(actors)}"
         for actor in actors:
             members += 1
+            if actor in away:
+                assert actor not in state.actors, f"{actor} is both away and live"
+                assert registry.room_of(actor) == room
+                continue
             assert actor in state.actors, f"{actor} in room {room} has ended"
             assert registry.room_of(actor) == room
             if injector is not None:
@@ -175,32 +186,44 @@ async def expect_in_order_then_gone(
     receiver: WsClient, sent: list[str], timeout: float = 5.0, *, peerleft: bool = True
 ) -> list[str]:
     """Invariant 5 from the receiving side: a prefix of `sent`, unchanged and in order,
-    then PEERLEFT (or, unless `peerleft`, the end of the receiver's own connection).
+    then PEERLEFT, perhaps after PEERAWAY (a lost socket's session waits for a RESUME
+    first), or, unless `peerleft`, the end of the receiver's own connection.
     Returns the messages that came."""
     got: list[str] = []
-    told = False
+    told = away = False
     with trio.fail_after(timeout):
         while True:
             try:
                 text = await receiver.recv(math.inf)
             except Closed:
                 break
-            if json.loads(text) == PEERLEFT:
+            message = json.loads(text)
+            if message == PEERLEFT:
                 told = True
                 break
+            if message == PEERAWAY and not away:
+                away = True
+                continue
             got.append(text)
-    assert got == sent[: len(got)], "messages before the fault arrived changed or reordered"
+    assert got == sent[: len(got)], (
+        f"messages before the fault arrived changed or reordered: {got[:3]} vs {sent[:3]}"
+    )
     if peerleft:
         assert told, "the peer vanished and the receiver was never told (no PEERLEFT)"
     return got
 
 
 async def expect_peerleft(client: WsClient, timeout: float = 5.0) -> None:
-    """The next non-relay message is PEERLEFT (relayed DATA before it is fine)."""
+    """The next non-relay message is PEERLEFT (relayed DATA before it is fine, and one
+    PEERAWAY: a lost socket's session waits `resume_grace` for a RESUME first)."""
+    away = False
     with trio.fail_after(timeout):
         while True:
             message = await client.recv_json(math.inf)
             if message.get("type") == "DATA":
+                continue
+            if message == PEERAWAY and not away:
+                away = True
                 continue
             assert message == PEERLEFT, message
             return

@@ -85,6 +85,7 @@ async def test_a_fault_in_resume_leaves_the_session_consistent(
         await a.send({"type": "GETROOM", "value": ""})
         room = (await a.expect("GETROOM"))["value"]
         await b.send({"type": "ENTERROOM", "value": room})
+        await b.expect("SESSION")  # unasked
         await a.expect("PEERJOINED")
         a.client.abort()
         await b.expect("PEERAWAY")

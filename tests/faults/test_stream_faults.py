@@ -268,18 +268,24 @@ async def test_connections_over_the_limit_get_503(injector: FaultInjector) -> No
         await srv.shutdown()
 
 
-async def test_flood_is_throttled_and_delivered_in_order(
-    server: Server, injector: FaultInjector
-) -> None:
-    async with room_with_raw_victim(server.port) as (a, b):
-        flood = server.settings.rate_burst + 500  # past the burst: about 1 s of throttling
-        with trio.fail_after(10):
-            for i in range(flood):
-                await b.send(json.dumps({"type": "DATA", "seq": i}))
-            got = [(await a.recv_json())["seq"] for _ in range(flood)]
-        assert got == list(range(flood))
-        assert b.close_code is None and server.state.throttled_seconds > 0
-    await check_invariants(server, injector)
+async def test_flood_is_throttled_and_delivered_in_order(injector: FaultInjector) -> None:
+    # A low rate, so that the flood outruns it by far however slow the machine is: 100
+    # at once, then 300 more at 200/s, about 1.5 s of throttling.
+    settings = FAULT_SETTINGS.__class__(
+        **{**_fields(FAULT_SETTINGS), "rate_limit": 200.0, "rate_burst": 100}
+    )
+    async with trio.open_nursery() as nursery:
+        server: Server = await nursery.start(serve, settings)
+        async with room_with_raw_victim(server.port) as (a, b):
+            flood = settings.rate_burst + 300
+            with trio.fail_after(10):
+                for i in range(flood):
+                    await b.send(json.dumps({"type": "DATA", "seq": i}))
+                got = [(await a.recv_json())["seq"] for _ in range(flood)]
+            assert got == list(range(flood))
+            assert b.close_code is None and server.state.throttled_seconds > 0.5
+        await check_invariants(server, injector)
+        await server.shutdown()
 
 
 async def test_oversized_message_gets_1009_and_the_room_is_told(

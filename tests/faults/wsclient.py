@@ -64,6 +64,12 @@ class WsClient:
         self.closed = trio.Event()
         host, port = stream.socket.getsockname()[:2]
         self.address = f"{host}:{port}"
+        # The session the server gives unasked before the answer to the first message
+        # (docs/PROTOCOL.md, "Sessions and resume") is kept here, not among `messages`,
+        # unless `hide_unasked_session` is off or the client asked (SESSION, RESUME).
+        self.session: dict[str, Any] | None = None
+        self.hide_unasked_session = True
+        self._asked_session = False
 
     # ------------------------------------------------------------ opening
 
@@ -106,6 +112,7 @@ class WsClient:
 
     async def send(self, text: str) -> None:
         self._check_open()
+        self._asked_session |= '"SESSION"' in text[:40] or '"RESUME"' in text[:40]
         await self.send_raw(self.ws.send(Message(data=text)))
 
     def _check_open(self) -> None:
@@ -169,9 +176,21 @@ class WsClient:
             elif isinstance(event, TextMessage):
                 self._parts.append(event.data)
                 if event.message_finished:
-                    self.messages_send.send_nowait("".join(self._parts))
+                    text = "".join(self._parts)
                     self._parts.clear()
+                    if self._unasked_session(text):
+                        self.session = json.loads(text)
+                    else:
+                        self.messages_send.send_nowait(text)
         return events
+
+    def _unasked_session(self, text: str) -> bool:
+        return (
+            self.hide_unasked_session
+            and self.session is None
+            and not self._asked_session
+            and text.startswith('{"type":"SESSION"')
+        )
 
     def _mark_closed(self, code: int | None, reason: str) -> None:
         if not self.closed.is_set():

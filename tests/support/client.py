@@ -26,6 +26,11 @@ class Client:
         # The directory as this client learnt it from USERS and DIRECTORY frames (`fold`).
         self.directory: dict[str, str] = {}
         self.directory_frames = 0
+        # The session the server gave unasked, before the answer to the first message
+        # (docs/PROTOCOL.md, "Sessions and resume"); None until it came. A client that
+        # sends SESSION itself reads the reply as any other message.
+        self.session: dict[str, Any] | None = None
+        self.asked_session = False
 
     def fold(self, message: dict[str, Any]) -> bool:
         """Apply a directory frame to `directory` as the phone page does; False if
@@ -48,14 +53,24 @@ class Client:
 
     async def send(self, message: dict[str, Any] | str | bytes) -> None:
         if isinstance(message, dict):
+            self.asked_session |= message.get("type") in ("SESSION", "RESUME")
             message = orjson.dumps(message).decode()
         await self.ws.send_message(message)
 
     async def recv_text(self, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """The next text frame; the unasked SESSION is taken into `session`, once."""
         with trio.fail_after(timeout):
-            message = await self.ws.get_message()
-        assert isinstance(message, str), f"expected a text frame, got {message!r}"
-        return message
+            while True:
+                message = await self.ws.get_message()
+                assert isinstance(message, str), f"expected a text frame, got {message!r}"
+                if (
+                    self.session is None
+                    and not self.asked_session
+                    and message.startswith('{"type":"SESSION"')
+                ):
+                    self.session = orjson.loads(message)
+                    continue
+                return message
 
     async def recv_relayed(self, timeout: float = DEFAULT_TIMEOUT) -> str:
         """The next text that is not a directory frame, exactly as it came. Directory
@@ -82,7 +97,7 @@ class Client:
     async def expect_nothing(self, within: float = 0.3) -> None:
         """Assert no message arrives within `within` seconds (used for 'never echoed')."""
         with trio.move_on_after(within):
-            message = await self.ws.get_message()
+            message = await self.recv_text(within + 1)
             raise AssertionError(f"expected no message, got {message!r}")
 
     async def expect_close(self, timeout: float = DEFAULT_TIMEOUT) -> CloseReason:
