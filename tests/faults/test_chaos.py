@@ -212,7 +212,11 @@ async def test_chaos(server: Server, injector: FaultInjector) -> None:
     with trio.fail_after(10):
         while server.state.connections:
             await server.state.idle.wait()
+        # Sessions whose socket was lost wait `resume_grace` for a RESUME, then end.
+        while server.state.sessions.away:
+            await trio.sleep(0.05)
     await settle()
+    assert not server.state.sessions.by_id
     assert not server.state.actors
     assert not server.state.registry.rooms()
     assert server.supervisor.running["connection"] == 0
