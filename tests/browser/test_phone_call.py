@@ -177,8 +177,9 @@ def test_text_call_has_only_a_data_channel(open_phone: OpenPhone) -> None:
         kinds = phone.media_kinds()
         assert kinds["transceivers"] == [] and kinds["localTracks"] == [], kinds
         assert kinds["localSdp"] == ["application"], kinds
-    # The caller's page closing ends the call for the callee.
-    alice.call_page.close()
+    # The caller logging out ends the call for the callee at once (closing the page
+    # waits for the grace: test_phone_close.py).
+    alice.page.click("#logout")
     bob.wait_note("alice hung up")
     bob.wait_directory()
     bob.wait_user_gone("alice")
