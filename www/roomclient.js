@@ -244,16 +244,9 @@ class RoomClient extends EventTarget {
   /** The ICE restart: only the side that made the offer does it (no glare). */
   async _restartIceIfNeeded() {
     const call = this.call;
-    if (!call || !this._asCaller || !this.channel.isOpen) {
-      return;
+    if (call?.needsIceRestart && this._asCaller && this.channel.isOpen) {
+      await call.restartIce(); // rtclib.js: {"type":"offer",…,"restart":true}
     }
-    const state = call.pc.connectionState;
-    if (state !== "disconnected" && state !== "failed") {
-      return;
-    }
-    const offer = await call.pc.createOffer({ iceRestart: true });
-    await call.pc.setLocalDescription(offer);
-    this.channel.send({ type: "offer", sdp: offer.sdp, restart: true });
   }
 
   /** The socket was lost: reconnect with backoff, RESUME, else re-enter as a newcomer. */
