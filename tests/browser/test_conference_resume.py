@@ -17,6 +17,7 @@ from tests.browser import loopback_gate
 from tests.browser.callpage import CONNECT_MS, MEDIA_MS, POLL_MS, UI_MS, CallPage
 from tests.browser.conftest import OpenPage
 from tests.browser.test_conference import ALL_PEERS_FLOWING, TILES, wait_tiles
+from tests.support.process import running_server
 
 pytestmark = pytest.mark.browser
 
@@ -125,13 +126,55 @@ def test_refresh_mid_conference_comes_back_to_the_same_room(
         timeout=CONNECT_MS,
         polling=POLL_MS,
     )
+    for page in (first, last):
+        # The others replace their connection to the reloaded page with a new one
+        # (and count decoded frames afresh: the old connection's do not count).
+        page.page.wait_for_function(
+            """id => { delete window.__frames;
+                       return window.mesh.peers.get(id).pc !== window.pcToMiddle; }""",
+            arg=member,
+            timeout=CONNECT_MS,
+            polling=POLL_MS,
+        )
     for page in pages:
         page.page.wait_for_function(ALL_PEERS_FLOWING, arg=2, timeout=MEDIA_MS, polling=500)
         wait_tiles(page, 3)
     for page in (first, last):
         wait_js(page, AWAY, "0", UI_MS)
-        # The others replaced their connection to the reloaded page with a new one.
         assert page.evaluate("id => window.mesh.peers.get(id).pc !== window.pcToMiddle", member)
     assert [sorted(page.evaluate(TILES)) for page in pages] == tiles_before
     assert f"conference.html?room={room}" in middle.page.url
     chat_goes_both_ways(middle, [first, last], "after the refresh")
+
+
+def test_refused_resume_reenters_as_a_new_member(
+    open_page: OpenPage, site_url: str, bridge: loopback_gate.Bridge
+) -> None:
+    """The page stays cut off past the grace: its RESUME is refused, so it enters the
+    same room again as a newcomer (a new member id) and the mesh is rebuilt."""
+    saved = bridge.target
+    try:
+        with running_server("--stun", "", "--resume-grace", "1") as short_grace:
+            bridge.target = (short_grace.host, short_grace.port)
+            pages, middle_connections = open_conference(open_page, site_url, bridge)
+            first, middle, last = pages
+            old_member = middle.evaluate("window.mesh.id")
+            bridge.refusing = True
+            bridge.sever(middle_connections)
+            wait_js(middle, SIGNALING, "reconnecting", UI_MS)
+            for page in (first, last):  # the grace ended: PEERLEFT, the tile goes
+                wait_tiles(page, 2)
+                wait_js(page, AWAY, "0", UI_MS)
+            bridge.refusing = False
+            wait_js(middle, SIGNALING, "connected")
+            new_member = middle.evaluate("window.mesh.id")
+            assert new_member != old_member
+            for page in pages:
+                page.page.wait_for_function(ALL_PEERS_FLOWING, arg=2, timeout=MEDIA_MS, polling=500)
+                wait_tiles(page, 3)
+            for page in (first, last):
+                assert new_member in page.evaluate(TILES)
+                assert old_member not in page.evaluate(TILES)
+            chat_goes_both_ways(middle, [first, last], "after re-entering")
+    finally:
+        bridge.target = saved
