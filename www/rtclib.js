@@ -587,6 +587,65 @@ class PeerCall extends EventTarget {
   }
 }
 
+// ----------------------------------------------------- sessions and resume
+
+// Reconnection (docs/PROTOCOL.md, "What the pages do"): exponential backoff from
+// 0.5 s up to 8 s, with jitter.
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+
+/** The delay before reconnection attempt `attempt` (0, 1, ...): exponential, jittered. */
+function backoff(attempt) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return base / 2 + Math.random() * base; // 50% to 150%: pages cut together do not retry together
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The session kept under `key` for a refresh (sessionStorage: this tab only), or null. */
+function storedSession(key) {
+  try {
+    const value = JSON.parse(window.sessionStorage.getItem(key) || "null");
+    if (value && typeof value.session === "string" && typeof value.secret === "string") {
+      return value;
+    }
+  } catch (_err) {
+    // unreadable: as if none
+  }
+  return null;
+}
+
+/** Keep `value` ({session, secret, ...}) under `key`, or forget it (null). */
+function storeSession(key, value) {
+  try {
+    if (value) {
+      window.sessionStorage.setItem(key, JSON.stringify(value));
+    } else {
+      window.sessionStorage.removeItem(key);
+    }
+  } catch (_err) {
+    // storage refused (private mode): a refresh then re-enters as a newcomer
+  }
+}
+
+/**
+ * RESUME `resumable` ({session, secret}) on the channel's (new) socket, counting
+ * from channel.received: the RESUMED or ERROR reply, or null if the socket failed.
+ */
+async function resumeSession(channel, resumable, timeoutMs) {
+  try {
+    return await channel.request(
+      { type: "RESUME", session: resumable.session, secret: resumable.secret, received: channel.received },
+      ["RESUMED", "ERROR"],
+      timeoutMs,
+    );
+  } catch (_err) {
+    return null;
+  }
+}
+
 export {
   emit,
   SignalingChannel,
@@ -603,4 +662,9 @@ export {
   candidateAddress,
   candidateAllowed,
   filterSdp,
+  backoff,
+  sleep,
+  storedSession,
+  storeSession,
+  resumeSession,
 };
