@@ -9,6 +9,10 @@
  * Links shared from here are the call page's (/?room=N): it sees that the room
  * holds more than two and comes here. For tests: window.mesh is the MeshClient.
  * Text from the network is only ever put in the page with textContent.
+ *
+ * A lost signaling socket is reconnected and resumed by the MeshClient, tiles and
+ * media untouched; body[data-signaling] says "reconnecting" or "connected". Once
+ * the room exists its number is in the address bar, so a refresh resumes into it.
  */
 import { check } from "./browsersupport.js";
 import { MeshClient } from "./mesh.js";
@@ -61,6 +65,14 @@ function removeTile(key) {
     tile.remove();
     tiles.dataset.count = String(tiles.children.length);
   }
+}
+
+/** This page's own address for room `number` (a refresh comes back to it). */
+function pageUrl(number) {
+  const url = new URL(window.location.href);
+  url.searchParams.delete("size");
+  url.searchParams.set("room", String(number));
+  return url.href;
 }
 
 function shareUrl(number) {
@@ -139,9 +151,23 @@ async function main() {
     chat.enable(false);
   });
 
+  const inCall = () => `Group call, up to ${mesh.capacity} people`;
+  const showAway = () => {
+    const unknown = mesh.awayUnknown;
+    const notice = $("away-notice");
+    notice.textContent =
+      unknown === 1
+        ? "Someone lost their connection. Waiting for them…"
+        : `${unknown} people lost their connection. Waiting for them…`;
+    show(notice, unknown > 0);
+    document.body.dataset.away = String(unknown + [...mesh.peers.values()].filter((p) => p.away).length);
+  };
   mesh.addEventListener("room", (event) => {
-    const { room: number, capacity } = event.detail;
-    setStatus(`Group call, up to ${capacity} people`);
+    const { room: number } = event.detail;
+    // The room's number in the address bar at once: a refresh comes back to it.
+    window.history.replaceState(null, "", pageUrl(number));
+    document.body.dataset.signaling = "connected";
+    setStatus(inCall());
     const link = $("share-link");
     link.href = shareUrl(number);
     link.textContent = link.href;
@@ -175,7 +201,45 @@ async function main() {
     const tile = addTile(peer.id, peer.name || "Guest");
     tile.querySelector("video").srcObject = peer.stream;
   });
-  mesh.addEventListener("peerleft", (event) => removeTile(event.detail.peer.id));
+  mesh.addEventListener("peerleft", (event) => {
+    removeTile(event.detail.peer.id);
+    showAway();
+  });
+  mesh.addEventListener("peerreset", (event) => {
+    // The member reloaded its page: a new connection, the same tile.
+    const { peer } = event.detail;
+    const tile = tileOf(peer.id);
+    if (tile) {
+      tile.querySelector("video").srcObject = peer.stream;
+      setIndicator(tile, "away", false);
+    }
+  });
+  mesh.addEventListener("away", (event) => {
+    const { peer } = event.detail;
+    const tile = peer ? tileOf(peer.id) : null;
+    if (tile) {
+      setIndicator(tile, "away", peer.away);
+    }
+    showAway();
+  });
+  mesh.addEventListener("reconnecting", () => {
+    document.body.dataset.signaling = "reconnecting";
+    setStatus("Reconnecting…");
+    chat.enable(false);
+  });
+  mesh.addEventListener("reconnected", () => {
+    document.body.dataset.signaling = "connected";
+    setStatus(inCall());
+    chat.enable(true);
+  });
+  mesh.addEventListener("roomgone", () => {
+    document.body.dataset.signaling = "gone";
+    $("wrong-room-message").textContent = "This room is gone: the server restarted, or everyone left.";
+    show($("wrong-room"), true);
+    setStatus("The room is gone");
+    hangUp.disabled = true;
+    chat.enable(false);
+  });
   mesh.addEventListener("peertrack", (event) => {
     const tile = tileOf(event.detail.peer.id);
     if (tile) {
@@ -199,13 +263,14 @@ async function main() {
     console.warn("server:", event.detail.code, event.detail.message);
   });
   mesh.addEventListener("disconnected", () => {
+    document.body.dataset.signaling = "disconnected";
     setStatus("Disconnected from the server.");
     chat.enable(false);
   });
   setInterval(() => updateSpeaking(mesh, own), SPEAKING_SAMPLE_MS);
   try {
-    await mesh.start();
     setStatus(room === null ? "Creating a group call…" : "Joining…");
+    await mesh.start();
   } catch (err) {
     setStatus(err.message || String(err));
   }

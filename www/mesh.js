@@ -1,12 +1,17 @@
 import {
   AuthError,
   SignalingChannel,
+  backoff,
   candidateAllowed,
   configUrl,
   emit,
   filterSdp,
   openSignaling,
+  resumeSession,
   signalingUrl,
+  sleep,
+  storeSession,
+  storedSession,
 } from "./rtclib.js";
 
 /*
@@ -20,7 +25,33 @@ import {
  * (offer, answer, candidate: the book's shapes); the server adds "from".
  * CHATMSG (no "to") reaches everyone. "media-state" {audio, video} is sent
  * to everyone on each change, and to each newcomer.
+ *
+ * Each connection of a pair is named: offer, answer and candidate carry
+ * "pc" (a random tag of the sender's RTCPeerConnection) and "peer" (the tag
+ * of the receiver's, once known). A message for a connection of ours that is
+ * gone is dropped; one from a new connection of the peer (it reloaded the
+ * page) replaces ours with a new one. So a refresh that resumes the session
+ * renegotiates with everyone, and nothing left over from the old page's
+ * connections (replayed to it after RESUMED) reaches the new ones.
+ *
+ * A lost signaling socket is reconnected with backoff and RESUMEd (the media
+ * does not need the server meanwhile); a refused RESUME re-enters the room as a
+ * newcomer. The session is kept in sessionStorage for a refresh.
  */
+
+const SESSION_KEY = "rtcserver.conference";
+const RESUME_MS = 10000;
+// Reconnection tries (with rtclib.js's backoff) for at most GIVE_UP_MS; a room still
+// full of our own away session is tried again meanwhile.
+const GIVE_UP_MS = 120000;
+// The messages that belong to one RTCPeerConnection of a pair (tagged, see above).
+const SIGNALS = new Set(["offer", "answer", "candidate"]);
+
+function randomTag() {
+  const bytes = new Uint8Array(9);
+  crypto.getRandomValues(bytes);
+  return btoa(String.fromCharCode(...bytes));
+}
 
 const CANDIDATE_FILTER = () => {
   const filter = window.RTCSERVER_CANDIDATE_FILTER;
@@ -39,6 +70,9 @@ class MeshPeer {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.pc = null;
+    this.tag = randomTag(); // names our RTCPeerConnection to the peer
+    this.remoteTag = null; // the peer's, from its first message
+    this.away = false; // its signaling socket is lost (PEERAWAY with its id)
     // Messages wait until the connection exists (the camera may still be starting).
     this._inbox = new Promise((resolve) => {
       this._opened = resolve;
@@ -77,7 +111,10 @@ class MeshPeer {
         this.makingOffer = false;
       }
     };
-    pc.onconnectionstatechange = () => emit(this.client, "peerstate", { peer: this });
+    pc.onconnectionstatechange = () => {
+      emit(this.client, "peerstate", { peer: this });
+      this.restartIceIfNeeded();
+    };
     if (localStream) {
       for (const track of localStream.getTracks()) {
         pc.addTrack(track, localStream);
@@ -133,14 +170,33 @@ class MeshPeer {
     }
   }
 
+  /**
+   * An ICE restart when the connection went disconnected or failed: by the impolite
+   * side only (no glare), and only while the server can carry the offer (else on
+   * RESUMED). restartIce() makes negotiationneeded send the new offer.
+   */
+  restartIceIfNeeded() {
+    const pc = this.pc;
+    if (!pc || this.polite || !this.client.channel.isOpen || this.client.reconnecting) {
+      return;
+    }
+    if (pc.connectionState === "disconnected" || pc.connectionState === "failed") {
+      pc.restartIce();
+    }
+  }
+
   _send(msg) {
     msg.to = this.id;
+    msg.pc = this.tag;
+    msg.peer = this.remoteTag;
     this.client.channel.send(msg);
   }
 
   close() {
     this._opened();
     if (this.pc) {
+      this.pc.onconnectionstatechange = null;
+      this.pc.onnegotiationneeded = null;
       this.pc.close();
     }
     for (const track of this.stream.getTracks()) {
@@ -154,9 +210,13 @@ class MeshPeer {
  *   localMedia (Promise of MediaStream or null), token, credentials, name}
  * Events: "room" {room, id, capacity}, "wrongroom" {reason}, "peerjoined" {peer},
  *   "peerleft" {peer}, "peertrack" {peer}, "peerstate" {peer}, "peermedia" {peer},
+ *   "peerreset" {peer} (a new connection with that member: its stream is new),
+ *   "away" (a member's socket was lost or is back: read peer.away, and awayUnknown
+ *     for PEERAWAYs that name nobody), "reconnecting", "reconnected" {resumed},
+ *   "roomgone" {reason} (reconnected, but the room no longer exists),
  *   "chat" {text, peer}, "servererror" {code, message}, "disconnected" {code, reason},
  *   "tworoom" {room} (the link leads to a room of two: the caller uses the call page).
- * Properties: room, id, peers (Map id -> MeshPeer).
+ * Properties: room, id, peers (Map id -> MeshPeer), reconnecting, awayUnknown.
  */
 class MeshClient extends EventTarget {
   constructor(options) {
@@ -176,6 +236,10 @@ class MeshClient extends EventTarget {
     this.finished = false;
     this.localState = { audio: true, video: true };
     this._inbox = Promise.resolve();
+    this.resumable = null; // {session, secret} once the server granted a session
+    this.reconnecting = false;
+    this.awayUnknown = 0; // members away whose PEERAWAY did not say who
+    this._entryWaiter = null; // the re-entry waiting for its ROOM or WRONGROOM
   }
 
   async start() {
@@ -184,18 +248,34 @@ class MeshClient extends EventTarget {
         .then(() => this._dispatch(event.detail))
         .catch((err) => console.error("mesh:", err));
     });
-    this.channel.addEventListener("close", (event) => {
-      if (!this.finished) {
-        this.finished = true;
-        this._closePeers();
-        emit(this, "disconnected", event.detail);
+    this.channel.addEventListener("close", (event) => this._onChannelClosed(event.detail));
+    try {
+      this.session = await openSignaling(this.channel, {
+        configUrl: configUrl(),
+        token: this.token,
+        credentials: this.credentials,
+      });
+    } catch (err) {
+      this.finished = true;
+      this.channel.close(1000, "sign-in failed");
+      throw err;
+    }
+    if (this.finished) {
+      return;
+    }
+    window.addEventListener("pagehide", () => this._remember());
+    const stored = storedSession(SESSION_KEY);
+    storeSession(SESSION_KEY, null); // spent by the RESUME below, or stale
+    if (stored && this.room !== null && stored.room === this.room && typeof stored.id === "string") {
+      // A refresh within the grace: the same session, the same room and member id.
+      this.channel.received = Number(stored.received) || 0;
+      const reply = await resumeSession(this.channel, stored, RESUME_MS);
+      if (reply?.type === "RESUMED" && reply.room === this.room) {
+        this._resumedAfterRefresh(reply, stored);
+        return;
       }
-    });
-    this.session = await openSignaling(this.channel, {
-      configUrl: configUrl(),
-      token: this.token,
-      credentials: this.credentials,
-    });
+    }
+    this.channel.send({ type: "SESSION" });
     if (this.name) {
       // Best effort: a refused name (taken, invalid) leaves us a guest.
       await this.channel.request({ type: "LOGIN", name: this.name }, ["LOGIN"], 10000).catch(() => null);
@@ -220,7 +300,147 @@ class MeshClient extends EventTarget {
   hangUp() {
     this.finished = true;
     this._closePeers();
+    storeSession(SESSION_KEY, null);
     this.channel.close(1000, "hang up");
+  }
+
+  /** Keep the session for a refresh (on pagehide): what a new page needs to resume. */
+  _remember() {
+    if (!this.resumable || this.finished || this.room === null || this.id === null) {
+      return;
+    }
+    storeSession(SESSION_KEY, {
+      session: this.resumable.session,
+      secret: this.resumable.secret,
+      received: this.channel.received,
+      room: this.room,
+      id: this.id,
+      capacity: this.capacity,
+      members: [...this.peers.values()].map((peer) => [peer.id, peer.name]),
+    });
+  }
+
+  /**
+   * Back in the room after a refresh: the old page's connections are gone, so a new
+   * one with every member (ours are new tags: theirs are replaced, see the top).
+   * Members that came or went meanwhile arrive as replayed PEERJOINED / PEERLEFT.
+   */
+  _resumedAfterRefresh(reply, stored) {
+    this.resumable = { session: reply.session, secret: reply.secret };
+    this.id = stored.id;
+    this.capacity = Number(stored.capacity) || this.capacity;
+    emit(this, "room", { room: this.room, id: this.id, capacity: this.capacity });
+    const members = Array.isArray(stored.members) ? stored.members : [];
+    for (const [id, name] of members) {
+      if (typeof id === "string" && !this.peers.has(id)) {
+        this._addPeer(id, name, true).catch((err) => console.error("mesh: could not reconnect", err));
+      }
+    }
+    this.channel.send({ type: "media-state", ...this.localState });
+  }
+
+  /** The socket was lost: reconnect with backoff, RESUME, else re-enter as a newcomer. */
+  async _reconnect() {
+    this.reconnecting = true;
+    emit(this, "reconnecting");
+    const started = Date.now();
+    for (let attempt = 0; !this.finished && Date.now() - started < GIVE_UP_MS; attempt++) {
+      await sleep(backoff(attempt));
+      if (this.finished) {
+        return;
+      }
+      try {
+        await this.channel.open();
+      } catch (_err) {
+        continue;
+      }
+      const reply = await resumeSession(this.channel, this.resumable, RESUME_MS);
+      if (reply === null) {
+        continue;
+      }
+      if (reply.type === "RESUMED") {
+        this.resumable = { session: reply.session, secret: reply.secret };
+        this.reconnecting = false;
+        emit(this, "reconnected", { resumed: true });
+        for (const peer of this.peers.values()) {
+          peer.restartIceIfNeeded();
+        }
+        return;
+      }
+      // Refused (the grace ended, a server restart, another node): a newcomer, with a
+      // new member id; the others see us join (and our old id leave when its grace ends).
+      this._closePeers();
+      this.id = null;
+      if (this.room === null) {
+        break;
+      }
+      this.channel.send({ type: "SESSION" });
+      const entered = await this._reenter(started);
+      if (entered !== null) {
+        return;
+      }
+    }
+    if (!this.finished) {
+      this.finished = true;
+      this.reconnecting = false;
+      this.channel.close(1000, "gave up");
+      emit(this, "disconnected", { code: 1006, reason: "could not reconnect" });
+    }
+  }
+
+  /**
+   * ENTERROOM again. A room-full answer may be our own away session still holding
+   * its place: tried again until it ends. Resolves true when in the room, false when
+   * the room is gone, null to try the connection again.
+   */
+  async _reenter(started) {
+    for (let attempt = 0; !this.finished && Date.now() - started < GIVE_UP_MS; attempt++) {
+      const reply = await new Promise((resolve) => {
+        const timer = setTimeout(() => this._entryWaiter?.(null), RESUME_MS);
+        this._entryWaiter = (msg) => {
+          clearTimeout(timer);
+          this._entryWaiter = null;
+          resolve(msg);
+        };
+        if (!this.channel.send({ type: "ENTERROOM", value: this.room, roster: true })) {
+          this._entryWaiter(null);
+        }
+      });
+      if (reply === null || this.finished) {
+        return null;
+      }
+      if (reply.type === "ROOM") {
+        this.reconnecting = false;
+        emit(this, "reconnected", { resumed: false });
+        return true;
+      }
+      if (reply.reason !== "room-full") {
+        this.finished = true;
+        this.reconnecting = false;
+        this.channel.close(1000, "room gone");
+        emit(this, "roomgone", { reason: String(reply.reason || "") });
+        return false;
+      }
+      await sleep(backoff(attempt));
+    }
+    return null;
+  }
+
+  _onChannelClosed(detail) {
+    this._entryWaiter?.(null);
+    if (!this.finished && this.resumable && !this.reconnecting) {
+      // The mesh's media does not need the server: keep it while we reconnect.
+      this._reconnect().catch((err) => console.error("mesh: reconnection failed", err));
+      return;
+    }
+    if (this.reconnecting) {
+      return; // one of the reconnection's own attempts failed: it carries on
+    }
+    if (!this.finished) {
+      this.finished = true;
+      this._closePeers();
+      emit(this, "disconnected", detail);
+    }
   }
 
   async _dispatch(msg) {
@@ -228,6 +448,24 @@ class MeshClient extends EventTarget {
       return;
     }
     switch (msg.type) {
+      case "SESSION":
+        if (typeof msg.session === "string" && typeof msg.secret === "string") {
+          this.resumable = { session: msg.session, secret: msg.secret };
+        }
+        return;
+      case "PEERAWAY":
+      case "PEERBACK": {
+        const away = msg.type === "PEERAWAY";
+        const peer = typeof msg.id === "string" ? this.peers.get(msg.id) : null;
+        if (peer) {
+          peer.away = away;
+        } else {
+          // A PEERAWAY that does not say who: counted, shown for the room as a whole.
+          this.awayUnknown = Math.max(0, this.awayUnknown + (away ? 1 : -1));
+        }
+        emit(this, "away", { peer: peer || null });
+        return;
+      }
       case "GETROOM":
         this.room = msg.value;
         return;
@@ -240,18 +478,26 @@ class MeshClient extends EventTarget {
         }
         this.room = msg.value;
         this.id = msg.id;
+        this.capacity = Number(msg.capacity) || this.capacity;
         emit(this, "room", { room: msg.value, id: msg.id, capacity: msg.capacity });
         // Also after a server-side outage: back in the room, we are the newcomer
         // to whoever we do not know yet.
         const members = Array.isArray(msg.members) ? msg.members : [];
+        const adding = [];
         for (const member of members) {
           if (!this.peers.has(String(member.id))) {
-            await this._addPeer(String(member.id), member.name, true); // we are the newcomer
+            adding.push(this._addPeer(String(member.id), member.name, true)); // we are the newcomer
           }
         }
+        this._entryWaiter?.(msg);
+        await Promise.all(adding);
         return;
       }
       case "WRONGROOM":
+        if (this._entryWaiter) {
+          this._entryWaiter(msg); // a re-entry: it decides (room-full is retried)
+          return;
+        }
         this.finished = true;
         this.channel.close(1000, "wrong room");
         emit(this, "wrongroom", { reason: String(msg.reason || "") });
@@ -270,6 +516,11 @@ class MeshClient extends EventTarget {
         if (peer) {
           this.peers.delete(msg.id);
           peer.close();
+          if (this.awayUnknown > 0 && !peer.away) {
+            // Most likely the unnamed away member whose grace ended.
+            this.awayUnknown -= 1;
+            emit(this, "away", { peer: null });
+          }
           emit(this, "peerleft", { peer: peer });
         }
         return;
@@ -281,12 +532,39 @@ class MeshClient extends EventTarget {
         emit(this, "servererror", { code: String(msg.code || ""), message: String(msg.message || "") });
         return;
       default: {
-        const peer = typeof msg.from === "string" ? this.peers.get(msg.from) : null;
+        let peer = typeof msg.from === "string" ? this.peers.get(msg.from) : null;
+        if (peer && SIGNALS.has(msg.type)) {
+          if (typeof msg.peer === "string" && msg.peer !== peer.tag) {
+            return; // for a connection of ours that is gone (before a refresh)
+          }
+          if (typeof msg.pc === "string" && peer.remoteTag !== msg.pc) {
+            if (peer.remoteTag === null) {
+              peer.remoteTag = msg.pc;
+            } else {
+              peer = this._replacePeer(peer, msg.pc); // the peer has a new connection
+            }
+          }
+        }
         if (peer) {
           peer.handle(msg); // not awaited: one slow peer does not hold up the others
         }
       }
     }
+  }
+
+  /** The peer made a new connection (it reloaded its page): ours is replaced by one for it. */
+  _replacePeer(old, remoteTag) {
+    old.close();
+    const peer = new MeshPeer(this, old.id, old.name, false); // the one that reloaded is polite
+    peer.remoteTag = remoteTag;
+    peer.media = old.media;
+    this.peers.set(peer.id, peer);
+    emit(this, "peerreset", { peer: peer });
+    this.channel.send({ type: "media-state", to: peer.id, ...this.localState });
+    Promise.all([this.session.rtcConfig(), this.localMedia])
+      .then(([rtcConfig, stream]) => (this.peers.get(peer.id) === peer ? peer.open(rtcConfig, stream) : null))
+      .catch((err) => console.error("mesh: could not reconnect to a peer", err));
+    return peer;
   }
 
   async _addPeer(id, name, polite) {

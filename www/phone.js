@@ -12,6 +12,11 @@
  *   &relay=1              force iceTransportPolicy "relay" (testing TURN)
  *
  * For tests and debugging:
+ * A reload (or a closed tab: the page cannot tell them apart) keeps the session:
+ * the next page of this tab comes back under the same name and an accepted call
+ * goes on (PhoneClient.leavePage and resume). Log out and the Video rooms link
+ * end it at once (close 1000).
+ *
  *   window.phone       the PhoneClient: .name, .users (Map), .call (null or
  *                      {id, peer, media, direction, state, room}), .pc (the
  *                      call's RTCPeerConnection or null), .dc (its
@@ -49,6 +54,8 @@ const el = {
   statusText: $("status-text"),
   me: $("me"),
   meName: $("me-name"),
+  logout: $("logout"),
+  roomsLink: $("rooms-link"),
   login: $("login"),
   loginForm: $("login-form"),
   loginName: $("login-name"),
@@ -221,10 +228,11 @@ const client = new PhoneClient({
   getLocalMedia: localMediaFor,
 });
 window.phone = client;
-// Leaving the page (a close, a refresh) logs out at once (close 1000): the phone page
-// does not resume after a reload, so its name must not wait for a RESUME that cannot
-// come. A lost socket while the page stays is still resumed (phonelib.js).
-window.addEventListener("pagehide", () => client.logout());
+// Leaving the page (a refresh, or a closed tab: the page cannot tell which) keeps the
+// session for the next page of this tab: the browser closes the socket with 1001, and
+// the server holds the name and the call for the grace (docs/PROTOCOL.md, "Sessions and
+// resume"). Log out, or the link to the room page, ends it at once.
+window.addEventListener("pagehide", () => client.leavePage());
 
 let lastLogin = null; // {name, password}: what Reconnect logs in with again
 let authMode = null;
@@ -268,13 +276,7 @@ function logIn(name, password) {
       lastLogin = { name: name, password: password };
       el.loginSubmit.disabled = false;
       el.loginPassword.value = "";
-      show(el.login, false);
-      show(el.lost, false);
-      el.meName.textContent = myName;
-      show(el.me, true);
-      show(el.directory, true);
-      setStatus("Online");
-      renderUsers(client.userList());
+      showLoggedIn(myName);
     },
     (err) => {
       el.loginSubmit.disabled = false;
@@ -285,6 +287,36 @@ function logIn(name, password) {
     },
   );
 }
+
+function showLoggedIn(myName) {
+  show(el.login, false);
+  show(el.lost, false);
+  el.meName.textContent = myName;
+  show(el.me, true);
+  show(el.logout, true);
+  show(el.directory, !client.call);
+  setStatus(client.call ? "Connecting…" : "Online");
+  renderUsers(client.userList());
+}
+
+function showLoginForm() {
+  show(el.me, false);
+  show(el.logout, false);
+  show(el.directory, false);
+  setStatus("Not logged in");
+  show(el.login, true);
+  el.loginName.focus();
+}
+
+el.logout.addEventListener("click", () => {
+  client.logout(); // ends a call too ("ended", reason "local")
+  showLoginForm();
+});
+
+// The room page is another page: going there is leaving, not a reload.
+el.roomsLink.addEventListener("click", () => {
+  client.logout();
+});
 
 el.loginForm.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -567,10 +599,21 @@ client.addEventListener("reconnected", () => {
   document.body.dataset.signaling = "connected";
 });
 
+client.addEventListener("peeraway", (event) => {
+  setStatus(`${event.detail.peer}'s connection was lost: waiting for them to come back…`);
+  document.body.dataset.peer = "away";
+});
+
+client.addEventListener("peerback", () => {
+  setStatus(CALL_STATE_TEXT[client.pc ? client.pc.connectionState : "connecting"] || "In a call");
+  document.body.dataset.peer = "back";
+});
+
 client.addEventListener("disconnected", () => {
   ring.stop();
   show(el.directory, false);
   show(el.me, false);
+  show(el.logout, false);
   setStatus("Disconnected");
   el.lostMessage.textContent = "The connection to the server was lost.";
   show(el.lost, true);
@@ -694,9 +737,15 @@ function main() {
         el.loginName.value = tokenName(token) || "";
       }
     }
-    setStatus("Not logged in");
-    show(el.login, true);
-    el.loginName.focus();
+    // A reload within the grace: the same name (and call) without asking again.
+    return client.resume().then((myName) => {
+      if (myName) {
+        lastLogin = { name: myName, password: null };
+        showLoggedIn(myName);
+      } else {
+        showLoginForm();
+      }
+    });
   });
 }
 

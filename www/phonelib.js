@@ -16,7 +16,16 @@ import { PeerCall, SignalingChannel, configUrl, emit, openSignaling, signalingUr
  *     RTCDataChannel ("text") for chat, and a second one ("control") for
  *     JSON messages between the pages (mute and camera state, file
  *     transfer: docs/PROTOCOL.md, "Between the peers"); the callee answers
- *     and gets the channels from the peer. PEERLEFT or HANGUP ends it.
+ *     and gets the channels from the peer. PEERLEFT or HANGUP ends it;
+ *   - surviving what the server can bridge (docs/PROTOCOL.md, "Sessions and
+ *     resume"): a lost socket is resumed with backoff; a reload of the page
+ *     resumes too (leavePage() keeps the session in sessionStorage, resume()
+ *     takes it back), and the reloaded side then offers a new connection in
+ *     the same call, which the peer answers with a new RTCPeerConnection;
+ *     the offerer restarts ICE when the connection goes disconnected or failed
+ *     ({"type":"offer",…,"restart":true}, answered in place). Offers, answers and
+ *     candidates carry "connection", the id of the RTCPeerConnection they are
+ *     for, so that a late message for an older one is dropped.
  *
  * Media: "video" sends and receives audio and video, "audio" only audio (no
  * video transceiver at all), "data" no media, only the data channel.
@@ -38,6 +47,46 @@ function backoff(attempt) {
 const MEDIA_KINDS = { video: ["audio", "video"], audio: ["audio"], data: [] };
 const DATA_CHANNEL_LABEL = "text";
 const CONTROL_LABEL = "control";
+// What a reload needs (sessionStorage: this tab only; not the room page's key).
+const SESSION_KEY = "rtcserver.phone";
+
+/** The session the previous page of this tab left (and forget it: its secret works once), or null. */
+function takeStoredSession() {
+  try {
+    const value = JSON.parse(window.sessionStorage.getItem(SESSION_KEY) || "null");
+    window.sessionStorage.removeItem(SESSION_KEY);
+    if (
+      value &&
+      typeof value.session === "string" &&
+      typeof value.secret === "string" &&
+      typeof value.name === "string"
+    ) {
+      return value;
+    }
+  } catch (_err) {
+    // unreadable or refused: as if none
+  }
+  return null;
+}
+
+function storeSession(value) {
+  try {
+    if (value) {
+      window.sessionStorage.setItem(SESSION_KEY, JSON.stringify(value));
+    } else {
+      window.sessionStorage.removeItem(SESSION_KEY);
+    }
+  } catch (_err) {
+    // storage refused (private mode, full): a reload then shows the login form
+  }
+}
+
+/** A random id for one RTCPeerConnection of a call: messages of an older one are told apart. */
+function newConnectionId() {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 function stopStream(stream) {
   if (stream) {
@@ -103,6 +152,9 @@ class LoginError extends Error {
  *   "datachannel"  detail: any other RTCDataChannel the peer opened (files)
  *   "servererror"  detail: {code, message}
  *   "disconnected" detail: {code, reason}: the socket closed (not by logout())
+ *   "reconnecting", "reconnected"  a lost socket is being resumed / is back
+ *   "peeraway", "peerback"  the peer's socket was lost / is back (PEERAWAY, PEERBACK)
+ *   "resumed"      detail: {name, call}: resume() took the session back after a reload
  */
 class PhoneClient extends EventTarget {
   constructor(options) {
@@ -125,6 +177,7 @@ class PhoneClient extends EventTarget {
     this._endedIds = new Set(); // our own ended calls: late errors about them are races
     this.resumable = null; // {session, secret} once the server granted a session
     this.reconnecting = false;
+    this.peerAway = false; // the peer's socket is lost (PEERAWAY) and not back yet
   }
 
   get pc() {
@@ -147,28 +200,7 @@ class PhoneClient extends EventTarget {
    */
   async login(name, password) {
     this._reset();
-    const channel = new SignalingChannel(this.signalingUrl);
-    this.channel = channel;
-    channel.addEventListener("message", (event) => {
-      if (this.channel !== channel) {
-        return;
-      }
-      // One message at a time, in order: an offer is fully applied before
-      // the candidates that follow it.
-      this._inbox = this._inbox
-        .then(() => this._dispatch(event.detail))
-        .catch((err) => {
-          console.error("phonelib: failed to handle", event.detail, err);
-        });
-    });
-    channel.addEventListener("close", (event) => {
-      if (this.channel !== channel) {
-        return;
-      }
-      this._inbox = this._inbox.then(() => {
-        this._onChannelClosed(event.detail);
-      });
-    });
+    const channel = this._newChannel();
     try {
       this.session = await openSignaling(channel, {
         configUrl: this.configUrl,
@@ -192,12 +224,159 @@ class PhoneClient extends EventTarget {
     }
   }
 
-  /** Leave: end any call and close the socket (no "disconnected" event). */
+  /**
+   * After a reload: take back the session the previous page left (leavePage()),
+   * with RESUME on a new socket (it stands for AUTH). Resolves with the name when
+   * the server still held it (within the grace), else null: the person logs in
+   * anew. An accepted call then goes on with a new RTCPeerConnection (this side
+   * offers); one that ended meanwhile is reported as "ended".
+   */
+  async resume() {
+    const stored = takeStoredSession();
+    if (!stored) {
+      return null;
+    }
+    this._reset();
+    const channel = this._newChannel();
+    let reply;
+    try {
+      this.session = await openSignaling(channel, {
+        configUrl: this.configUrl,
+        token: this.token,
+        forceRelay: this.forceRelay,
+        resuming: true,
+      });
+      channel.received = Number(stored.received) || 0;
+      reply = await channel.request(
+        { type: "RESUME", session: stored.session, secret: stored.secret, received: channel.received },
+        ["RESUMED", "ERROR"],
+        REQUEST_MS,
+      );
+    } catch (_err) {
+      reply = null;
+    }
+    if (reply?.type !== "RESUMED") {
+      if (this.channel === channel) {
+        this.channel = null;
+      }
+      channel.close(1000, "could not resume");
+      return null;
+    }
+    // Synchronous from here until the call starts: what the server sends after
+    // RESUMED (what we missed) is handled after this, in order.
+    this.resumable = { session: reply.session, secret: reply.secret };
+    this.name = stored.name;
+    (Array.isArray(stored.users) ? stored.users : []).forEach((u) => {
+      if (u && typeof u.name === "string") {
+        this._setUser(u.name, u.status);
+      }
+    });
+    const call = this._storedCall(stored.call);
+    emit(this, "resumed", { name: this.name, call: call });
+    emit(this, "users", this.userList());
+    if (call) {
+      this.call = call;
+      if (reply.room === call.room && reply.peers > 0) {
+        emit(this, "accepted", { peer: call.peer, media: call.media, room: call.room });
+        this._inbox = this._inbox
+          .then(() => this._startPeer(call, true))
+          .catch((err) => console.error("phonelib: could not restart the call", err));
+      } else {
+        this._end("hangup"); // it ended while this page reloaded
+      }
+    }
+    return this.name;
+  }
+
+  /**
+   * The page is going away (pagehide: a reload, or the tab closing; the page
+   * cannot tell which). A ringing call is given up; the session, the name and an
+   * accepted call are kept in sessionStorage for resume() on the next page, and
+   * the browser's close (1001) tells the server to wait for it (the grace).
+   */
+  leavePage() {
+    const call = this.call;
+    if (call && call.state !== "accepted") {
+      this.hangUp();
+    }
+    if (!this.resumable || this.name === null || !this.channel) {
+      return;
+    }
+    const accepted = this.call;
+    storeSession({
+      session: this.resumable.session,
+      secret: this.resumable.secret,
+      received: this.channel.received,
+      name: this.name,
+      users: this.userList(),
+      call: accepted
+        ? {
+            id: accepted.id,
+            peer: accepted.peer,
+            media: accepted.media,
+            direction: accepted.direction,
+            room: accepted.room,
+          }
+        : null,
+    });
+  }
+
+  /** A stored call that looks whole, as an accepted call; else null. */
+  _storedCall(c) {
+    if (
+      !c ||
+      typeof c.id !== "string" ||
+      typeof c.peer !== "string" ||
+      !Object.hasOwn(MEDIA_KINDS, c.media) ||
+      typeof c.room !== "number"
+    ) {
+      return null;
+    }
+    return {
+      id: c.id,
+      peer: c.peer,
+      media: c.media,
+      direction: c.direction === "incoming" ? "incoming" : "outgoing",
+      state: "accepted",
+      room: c.room,
+    };
+  }
+
+  /** A new SignalingChannel as this.channel, its messages and close handled in order. */
+  _newChannel() {
+    const channel = new SignalingChannel(this.signalingUrl);
+    this.channel = channel;
+    channel.addEventListener("message", (event) => {
+      if (this.channel !== channel) {
+        return;
+      }
+      // One message at a time, in order: an offer is fully applied before
+      // the candidates that follow it.
+      this._inbox = this._inbox
+        .then(() => this._dispatch(event.detail))
+        .catch((err) => {
+          console.error("phonelib: failed to handle", event.detail, err);
+        });
+    });
+    channel.addEventListener("close", (event) => {
+      if (this.channel !== channel) {
+        return;
+      }
+      this._inbox = this._inbox.then(() => {
+        this._onChannelClosed(event.detail);
+      });
+    });
+    return channel;
+  }
+
+  /** Leave: end any call and close the socket (no "disconnected" event); the name is free at once. */
   logout() {
     this.hangUp();
+    storeSession(null);
     const channel = this.channel;
     this.channel = null;
     this.name = null;
+    this.resumable = null;
     if (channel) {
       channel.close(1000, "logout");
     }
@@ -384,7 +563,7 @@ class PhoneClient extends EventTarget {
           call.state = "accepted";
           call.room = msg.room;
           emit(this, "accepted", { peer: call.peer, media: call.media, room: call.room });
-          await this._startPeer(call);
+          await this._startPeer(call, call.direction === "outgoing");
         }
         return;
       case "REJECTED":
@@ -415,10 +594,27 @@ class PhoneClient extends EventTarget {
           this._end("hangup");
         }
         return;
+      case "PEERAWAY":
+        // Its socket was lost or its page reloads: the server keeps its place
+        // for the grace. No ICE restart meanwhile (nobody could answer it).
+        if (call && call.state === "accepted") {
+          this.peerAway = true;
+          emit(this, "peeraway", { peer: call.peer });
+        }
+        return;
+      case "PEERBACK":
+        if (call && call.state === "accepted") {
+          this.peerAway = false;
+          emit(this, "peerback", { peer: call.peer });
+          this._restartIceIfNeeded(); // a page that reloaded offers anew instead: that wins
+        }
+        return;
       case "offer":
+        await this._onOffer(msg);
+        return;
       case "answer":
       case "candidate":
-        if (this.peerCall) {
+        if (this.peerCall && this._forThisConnection(msg)) {
           await this.peerCall.handle(msg);
         }
         return;
@@ -452,6 +648,53 @@ class PhoneClient extends EventTarget {
       return;
     }
     emit(this, "servererror", { code: code, message: message });
+  }
+
+  /**
+   * An offer: the first of the call (we are the callee), an ICE restart of the
+   * current connection (answered in place), or a new connection from a peer
+   * whose page reloaded (a new RTCPeerConnection answers it).
+   */
+  async _onOffer(msg) {
+    const call = this.call;
+    const current = this.peerCall;
+    if (call?.state !== "accepted") {
+      return;
+    }
+    if (msg.restart === true) {
+      // Only the offerer restarts: one for a connection we offered is stale (the
+      // peer restarted its old one while this page reloaded), as is one for another.
+      if (current && !current.offerer && this._forThisConnection(msg)) {
+        await current.handle(msg);
+      }
+      return;
+    }
+    let answering = current;
+    if (!current || current.offerer || current.pc.remoteDescription) {
+      answering = await this._startPeer(call, false); // the peer has a new connection
+    }
+    if (answering && this.peerCall === answering) {
+      answering.connection = typeof msg.connection === "string" ? msg.connection : null;
+      await answering.handle(msg);
+    }
+  }
+
+  /** Whether a message from the peer is about our current connection (older pages send no id). */
+  _forThisConnection(msg) {
+    const id = this.peerCall ? this.peerCall.connection : null;
+    return typeof msg.connection !== "string" || id === null || msg.connection === id;
+  }
+
+  /** The offerer of a connection that lost its path restarts ICE (rtclib.js: PeerCall.restartIce). */
+  _restartIceIfNeeded() {
+    const peerCall = this.peerCall;
+    if (!peerCall?.offerer || !peerCall.needsIceRestart || this.peerAway || this.reconnecting) {
+      return;
+    }
+    if (!this.channel?.isOpen) {
+      return;
+    }
+    peerCall.restartIce().catch((err) => console.warn("phonelib: ICE restart failed", err));
   }
 
   _setUser(name, status) {
@@ -490,18 +733,27 @@ class PhoneClient extends EventTarget {
     return call.localMedia;
   }
 
-  async _startPeer(call) {
+  /**
+   * A new RTCPeerConnection for `call` (closing the one it had): the caller's
+   * first, the callee's, or a new one after a page reloaded. `asCaller`: this side
+   * offers (and opens the data channels).
+   */
+  async _startPeer(call, asCaller) {
+    this._closePeer();
     const results = await Promise.all([this._startLocalMedia(call), this.session.rtcConfig()]);
     if (this.call !== call) {
       return null; // ended while we waited
     }
+    this._closePeer();
     const peerCall = new PeerCall({
       rtcConfig: results[1],
       localStream: results[0],
-      send: (msg) => (this.channel ? this.channel.send(msg) : false),
+      // Every offer, answer and candidate names its connection (see the header).
+      send: (msg) => (this.channel ? this.channel.send({ ...msg, connection: peerCall.connection }) : false),
       receive: MEDIA_KINDS[call.media],
       dataChannel: DATA_CHANNEL_LABEL,
     });
+    peerCall.connection = asCaller ? newConnectionId() : null; // the callee takes the offer's
     this.peerCall = peerCall;
     emit(this, "call", peerCall);
     peerCall.addEventListener("remotestream", (event) => {
@@ -512,6 +764,7 @@ class PhoneClient extends EventTarget {
     peerCall.addEventListener("statechange", (event) => {
       if (this.peerCall === peerCall) {
         emit(this, "callstate", event.detail);
+        this._restartIceIfNeeded();
       }
     });
     peerCall.addEventListener("datachannel", (event) => {
@@ -548,7 +801,7 @@ class PhoneClient extends EventTarget {
         emit(this, "textopen");
       }
     });
-    if (call.direction === "outgoing") {
+    if (asCaller) {
       // The control channel goes in the same SCTP association as the text
       // channel that call() opens: no renegotiation.
       this._useControl(peerCall, peerCall.pc.createDataChannel(CONTROL_LABEL));
@@ -598,10 +851,8 @@ class PhoneClient extends EventTarget {
     if (call.id !== null) {
       this._endedIds.add(call.id);
     }
-    if (this.peerCall) {
-      this.peerCall.close();
-      this.peerCall = null;
-    }
+    this._closePeer();
+    this.peerAway = false;
     stopStream(this.localStream);
     this.localStream = null;
     const detail = { peer: call.peer, media: call.media, reason: reason };
@@ -610,6 +861,24 @@ class PhoneClient extends EventTarget {
       detail.message = extra.message;
     }
     emit(this, "ended", detail);
+  }
+
+  /** Close the call's RTCPeerConnection, if any; the page hears its channels close. */
+  _closePeer() {
+    const peerCall = this.peerCall;
+    if (!peerCall) {
+      return;
+    }
+    const textOpen = peerCall.dc?.readyState === "open";
+    const controlOpen = peerCall.controlChannel?.readyState === "open";
+    peerCall.close(); // "callstate" closed, while it is still the current one
+    this.peerCall = null;
+    if (textOpen) {
+      emit(this, "textclosed");
+    }
+    if (controlOpen) {
+      emit(this, "controlclosed");
+    }
   }
 
   _onChannelClosed(detail) {
@@ -656,6 +925,7 @@ class PhoneClient extends EventTarget {
         this.resumable = { session: reply.session, secret: reply.secret };
         this.reconnecting = false;
         emit(this, "reconnected");
+        this._restartIceIfNeeded(); // the path may have broken with the socket
         return;
       }
       break; // refused: log in again as a newcomer (the page's Reconnect)
@@ -675,6 +945,8 @@ class PhoneClient extends EventTarget {
     }
     this.users.clear();
     this.name = null;
+    this.resumable = null;
+    this.peerAway = false;
     this._orphanCall = false;
     this._inbox = Promise.resolve();
   }

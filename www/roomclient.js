@@ -2,10 +2,15 @@ import {
   AuthError,
   PeerCall,
   SignalingChannel,
+  backoff,
   configUrl,
   emit,
   openSignaling,
+  resumeSession,
   signalingUrl,
+  sleep,
+  storeSession as storeSessionUnder,
+  storedSession as storedSessionUnder,
 } from "./rtclib.js";
 
 /*
@@ -20,46 +25,12 @@ import {
 const CONTROL_LABEL = "control";
 const SESSION_KEY = "rtcserver.session";
 const RESUME_MS = 10000;
-// Reconnection: exponential backoff from 0.5 s up to 8 s, with jitter, for at most
-// GIVE_UP_MS; a room still full of our own away session is tried again meanwhile.
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 8000;
+// Reconnection tries (with rtclib.js's backoff) for at most GIVE_UP_MS; a room still
+// full of our own away session is tried again meanwhile.
 const GIVE_UP_MS = 120000;
 
-/** The delay before reconnection attempt `attempt` (0, 1, ...): exponential, jittered. */
-function backoff(attempt) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
-  return base / 2 + Math.random() * base; // 50% to 150%: pages cut together do not retry together
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** The session kept for a refresh (sessionStorage: this tab only), or null. */
-function storedSession() {
-  try {
-    const value = JSON.parse(window.sessionStorage.getItem(SESSION_KEY) || "null");
-    if (value && typeof value.session === "string" && typeof value.secret === "string") {
-      return value;
-    }
-  } catch (_err) {
-    // unreadable: as if none
-  }
-  return null;
-}
-
-function storeSession(value) {
-  try {
-    if (value) {
-      window.sessionStorage.setItem(SESSION_KEY, JSON.stringify(value));
-    } else {
-      window.sessionStorage.removeItem(SESSION_KEY);
-    }
-  } catch (_err) {
-    // storage refused (private mode): a refresh then re-enters as a newcomer
-  }
-}
+const storedSession = () => storedSessionUnder(SESSION_KEY);
+const storeSession = (value) => storeSessionUnder(SESSION_KEY, value);
 
 /** The room number of a GETROOM reply, or null when it is not a safe integer. */
 function roomFromMessage(value) {
@@ -209,17 +180,8 @@ class RoomClient extends EventTarget {
   }
 
   /** RESUME on the channel's (new) socket: the RESUMED or ERROR reply, or null if the socket failed. */
-  async _resume() {
-    const r = this.resumable;
-    try {
-      return await this.channel.request(
-        { type: "RESUME", session: r.session, secret: r.secret, received: this.channel.received },
-        ["RESUMED", "ERROR"],
-        RESUME_MS,
-      );
-    } catch (_err) {
-      return null;
-    }
+  _resume() {
+    return resumeSession(this.channel, this.resumable, RESUME_MS);
   }
 
   /** The session is back. After a refresh the call is gone: make a new offer. */
@@ -244,16 +206,9 @@ class RoomClient extends EventTarget {
   /** The ICE restart: only the side that made the offer does it (no glare). */
   async _restartIceIfNeeded() {
     const call = this.call;
-    if (!call || !this._asCaller || !this.channel.isOpen) {
-      return;
+    if (call?.needsIceRestart && this._asCaller && this.channel.isOpen) {
+      await call.restartIce(); // rtclib.js: {"type":"offer",…,"restart":true}
     }
-    const state = call.pc.connectionState;
-    if (state !== "disconnected" && state !== "failed") {
-      return;
-    }
-    const offer = await call.pc.createOffer({ iceRestart: true });
-    await call.pc.setLocalDescription(offer);
-    this.channel.send({ type: "offer", sdp: offer.sdp, restart: true });
   }
 
   /** The socket was lost: reconnect with backoff, RESUME, else re-enter as a newcomer. */

@@ -297,7 +297,8 @@ const REQUEST_MS = 10000;
  * config.json carries no TURN credentials. Rejects with an AuthError when the
  * server refuses the sign-in, or an Error when it cannot be reached.
  *
- * options: {configUrl, token, credentials, forceRelay}
+ * options: {configUrl, token, credentials, forceRelay, resuming (the caller's
+ *           first message will be RESUME, which stands for AUTH: no credentials)}
  */
 async function openSignaling(channel, options) {
   const server = await loadServerConfig(options.configUrl || configUrl());
@@ -315,7 +316,9 @@ async function openSignaling(channel, options) {
     channel.url = url.href;
   }
   // Asked before connecting: the server gives a new socket only a few seconds to AUTH.
-  const credentials = auth === "password" ? await options.credentials() : null;
+  // A RESUME stands for AUTH (the session keeps its identity): options.resuming skips it.
+  const password = auth === "password" && !options.resuming;
+  const credentials = password ? await options.credentials() : null;
   try {
     await channel.open();
   } catch (err) {
@@ -329,7 +332,7 @@ async function openSignaling(channel, options) {
     throw err;
   }
   let name = null;
-  if (auth === "password") {
+  if (password) {
     const reply = await channel.request(
       { type: "AUTH", name: String(credentials.name || ""), password: String(credentials.password || "") },
       ["AUTH", "ERROR"],
@@ -408,6 +411,7 @@ class PeerCall extends EventTarget {
     this.dataChannelLabel = options.dataChannel || null;
     this.sendSlots = !!options.sendSlots;
     this.dc = null;
+    this.offerer = false; // true once call() made the offer: only the offerer restarts ICE
     this._pendingCandidates = [];
     this.pc = createPeerConnection(options.rtcConfig);
 
@@ -447,6 +451,7 @@ class PeerCall extends EventTarget {
    * without local media, and opens the data channel first if asked to.
    */
   async call() {
+    this.offerer = true;
     if (this.dataChannelLabel && !this.dc) {
       this._useDataChannel(this.pc.createDataChannel(this.dataChannelLabel));
     }
@@ -461,10 +466,38 @@ class PeerCall extends EventTarget {
     this._sendDescription(offer);
   }
 
+  /** True when the connection has lost its path (disconnected or failed): time for restartIce(). */
+  get needsIceRestart() {
+    const state = this.pc.connectionState;
+    return !this.closed && (state === "disconnected" || state === "failed");
+  }
+
+  /**
+   * As the offerer: an ICE restart on the same connection, sent as
+   * {"type":"offer","sdp":…,"restart":true} (the answerer answers it in place).
+   * Only the offerer restarts, so the two sides never offer at once. False (nothing
+   * sent) when this side did not make the offer, or an offer is already pending.
+   */
+  async restartIce() {
+    if (this.closed || !this.offerer || this.pc.signalingState !== "stable") {
+      return false;
+    }
+    const offer = await this.pc.createOffer({ iceRestart: true });
+    if (this.closed) {
+      return false;
+    }
+    await this.pc.setLocalDescription(offer);
+    this.send({ type: "offer", sdp: filterSdp(offer.sdp, this.filter), restart: true });
+    return true;
+  }
+
   /** Handle an "offer", "answer" or "candidate" message from the peer. */
   async handle(msg) {
     if (this.closed) {
       return;
+    }
+    if (msg.type === "answer" && this.pc.signalingState !== "have-local-offer") {
+      return; // an answer to an offer of an earlier connection: nothing to apply it to
     }
     if (msg.type === "offer" || msg.type === "answer") {
       await this.pc.setRemoteDescription({ type: msg.type, sdp: filterSdp(msg.sdp, this.filter) });
@@ -554,6 +587,65 @@ class PeerCall extends EventTarget {
   }
 }
 
+// ----------------------------------------------------- sessions and resume
+
+// Reconnection (docs/PROTOCOL.md, "What the pages do"): exponential backoff from
+// 0.5 s up to 8 s, with jitter.
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+
+/** The delay before reconnection attempt `attempt` (0, 1, ...): exponential, jittered. */
+function backoff(attempt) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return base / 2 + Math.random() * base; // 50% to 150%: pages cut together do not retry together
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The session kept under `key` for a refresh (sessionStorage: this tab only), or null. */
+function storedSession(key) {
+  try {
+    const value = JSON.parse(window.sessionStorage.getItem(key) || "null");
+    if (value && typeof value.session === "string" && typeof value.secret === "string") {
+      return value;
+    }
+  } catch (_err) {
+    // unreadable: as if none
+  }
+  return null;
+}
+
+/** Keep `value` ({session, secret, ...}) under `key`, or forget it (null). */
+function storeSession(key, value) {
+  try {
+    if (value) {
+      window.sessionStorage.setItem(key, JSON.stringify(value));
+    } else {
+      window.sessionStorage.removeItem(key);
+    }
+  } catch (_err) {
+    // storage refused (private mode): a refresh then re-enters as a newcomer
+  }
+}
+
+/**
+ * RESUME `resumable` ({session, secret}) on the channel's (new) socket, counting
+ * from channel.received: the RESUMED or ERROR reply, or null if the socket failed.
+ */
+async function resumeSession(channel, resumable, timeoutMs) {
+  try {
+    return await channel.request(
+      { type: "RESUME", session: resumable.session, secret: resumable.secret, received: channel.received },
+      ["RESUMED", "ERROR"],
+      timeoutMs,
+    );
+  } catch (_err) {
+    return null;
+  }
+}
+
 export {
   emit,
   SignalingChannel,
@@ -570,4 +662,9 @@ export {
   candidateAddress,
   candidateAllowed,
   filterSdp,
+  backoff,
+  sleep,
+  storedSession,
+  storeSession,
+  resumeSession,
 };

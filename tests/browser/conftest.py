@@ -177,6 +177,15 @@ def site_url(server: ServerProcess, loopback_namespace: LoopbackNamespace) -> It
 
 
 @pytest.fixture
+def bridge(loopback_namespace: LoopbackNamespace) -> Iterator[loopback_gate.Bridge]:
+    """The bridge every page reaches the server through: `sever` cuts connections,
+    `refusing` keeps new ones out (a network that is down) until the test ends."""
+    bridge = loopback_namespace.bridge
+    yield bridge
+    bridge.refusing = False
+
+
+@pytest.fixture
 def open_page(browser: Browser, server: ServerProcess) -> Iterator[OpenPage]:
     """`open_page(url, *init_scripts)`: a new person (browser context) on `url`.
 

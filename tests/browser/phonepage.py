@@ -172,3 +172,24 @@ class PhonePage:
                       && li.querySelector('.text').textContent === t)""",
             [sender, text],
         )
+
+
+# What the page heard about its peer and its call, in order, from the moment
+# `record_peer_events` ran: "away", "back", "ended:<reason>".
+RECORD_PEER_EVENTS = """
+() => {
+  window.peerEvents = [];
+  for (const type of ['peeraway', 'peerback']) {
+    window.phone.addEventListener(type, () => window.peerEvents.push(type.slice(4)));
+  }
+  window.phone.addEventListener('ended', (e) => window.peerEvents.push('ended:' + e.detail.reason));
+}
+"""
+
+
+def record_peer_events(phone: PhonePage) -> None:
+    phone.evaluate(RECORD_PEER_EVENTS)
+
+
+def peer_events(phone: PhonePage) -> list[str]:
+    return list(phone.evaluate("window.peerEvents"))

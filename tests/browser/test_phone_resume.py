@@ -1,10 +1,18 @@
-"""End to end: a phone call survives the loss of one page's signaling connection."""
+"""End to end: a phone call survives the loss of one page's signaling connection, and
+of its media path (an ICE restart)."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+
 import pytest
 
+from tests.browser.callpage import CONNECT_MS, POLL_MS
 from tests.browser.conftest import LoopbackNamespace
+from tests.browser.phonepage import PhonePage
 from tests.browser.test_phone_call import OpenPhone, open_phone, ring, server  # noqa: F401
 from tests.browser.test_room_resume import wait_signaling
 
@@ -47,3 +55,95 @@ def test_cut_signaling_mid_call_reconnects_and_the_call_goes_on(
     alice.page.click("#hang-up")
     bob.wait_note("alice hung up")
     alice.wait_user("bob", "available")
+
+
+# The ICE username fragment of a description: an ICE restart changes it.
+UFRAG = """(which) => {
+  const d = window.phone.pc[which];
+  const m = d && d.sdp.match(/^a=ice-ufrag:(\\S+)/m);
+  return m ? m[1] : null;
+}"""
+
+
+@contextlib.contextmanager
+def udp_dropped(namespace: LoopbackNamespace) -> Iterator[None]:
+    """Every UDP packet inside the browsers' namespace is dropped (TCP, the signaling,
+    still flows): the media path breaks as on a network change, the server stays
+    reachable. tc: UDP goes to an HTB class whose queue holds nothing."""
+    if shutil.which("tc") is None:
+        pytest.skip("tc (iproute2) is needed to break the media path")
+
+    def tc(*args: str) -> None:
+        subprocess.run([*namespace.enter, "tc", *args], check=True, capture_output=True)
+
+    try:
+        tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10")
+    except subprocess.CalledProcessError as err:
+        pytest.skip(f"no HTB qdisc here: {err.stderr.decode(errors='replace').strip()}")
+    try:
+        tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit")
+        tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit")
+        tc("qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "pfifo", "limit", "0")
+        tc(
+            "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1",
+            "u32", "match", "ip", "protocol", "17", "0xff", "classid", "1:20",
+        )  # fmt: skip
+        yield
+    finally:
+        tc("qdisc", "del", "dev", "lo", "root")
+
+
+def wait_state(phone: PhonePage, states: list[str]) -> None:
+    phone.page.wait_for_function(
+        "s => s.includes(window.phone?.pc?.connectionState)",
+        arg=states,
+        timeout=CONNECT_MS,
+        polling=POLL_MS,
+    )
+
+
+def test_media_path_lost_mid_call_restarts_ice_on_the_same_connection(
+    open_phone: OpenPhone,  # noqa: F811
+    loopback_namespace: LoopbackNamespace,
+) -> None:
+    alice = open_phone("alice")
+    bob = open_phone("bob")
+    alice.wait_user("bob")
+    ring(alice, bob, "bob")  # alice offers: she restarts ICE
+    bob.page.click("#accept")
+    for phone in (alice, bob):
+        phone.wait_connected()
+        phone.wait_video_flowing()
+        phone.evaluate("window.pcBefore = window.phone.pc")
+    alice.evaluate(
+        "() => { window.states = [];"
+        " window.phone.addEventListener('callstate', (e) => window.states.push(e.detail)); }"
+    )
+    alice_ufrag = alice.evaluate(UFRAG, "localDescription")
+    bob_sees = bob.evaluate(UFRAG, "remoteDescription")
+    assert alice_ufrag is not None and bob_sees == alice_ufrag
+    with udp_dropped(loopback_namespace):
+        wait_state(alice, ["disconnected", "failed"])
+        # The restart offer went through the server and bob answered it, while the
+        # path is still down.
+        alice.page.wait_for_function(
+            f"u => ({UFRAG})('localDescription') !== u"
+            " && window.phone.pc.signalingState === 'stable'",
+            arg=alice_ufrag,
+            timeout=CONNECT_MS,
+            polling=POLL_MS,
+        )
+    for phone in (alice, bob):
+        phone.wait_connected()
+        assert phone.evaluate("window.phone.pc === window.pcBefore")  # the same call
+    restarted = alice.evaluate(UFRAG, "localDescription")
+    assert restarted != alice_ufrag
+    assert bob.evaluate(UFRAG, "remoteDescription") == restarted
+    for phone in (alice, bob):
+        phone.wait_video_flowing()
+    alice.send_text("after the restart")
+    bob.wait_text_from("alice", "after the restart")
+    bob.send_text("heard you")
+    alice.wait_text_from("bob", "heard you")
+    assert alice.page.is_visible("#in-call") and bob.page.is_visible("#in-call")
+    assert "closed" not in alice.evaluate("window.states")  # never a new connection

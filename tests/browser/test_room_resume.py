@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import Iterator
 
 import pytest
 
 from tests.browser.callpage import CONNECT_MS, POLL_MS, CallPage
-from tests.browser.conftest import LoopbackNamespace, OpenPage
+from tests.browser.conftest import OpenPage
 from tests.support.process import running_server
 
 pytestmark = pytest.mark.browser
 
 SIGNALING = "() => document.body.dataset.signaling || ''"
-
-
-@pytest.fixture
-def bridge(loopback_namespace: LoopbackNamespace) -> Iterator[object]:
-    bridge = loopback_namespace.bridge
-    yield bridge
-    bridge.refusing = False
 
 
 def open_call(
