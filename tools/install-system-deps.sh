@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite drives for real: Chromium (browser
-# end-to-end tests), coturn (TURN relay tests), redis-server and nginx (cluster tests).
+# end-to-end tests), coturn (TURN relay tests), redis-server and nginx (cluster tests),
+# iproute2 (ip and tc: the browser tests' network namespace, and a media path cut).
 # Packages that are already installed are skipped, so a second run costs nothing.
 set -euo pipefail
 
-wanted=(chromium coturn redis-server nginx-light)
+wanted=(chromium coturn redis-server nginx-light iproute2)
 missing=()
 for pkg in "${wanted[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

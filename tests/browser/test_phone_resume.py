@@ -70,8 +70,8 @@ def udp_dropped(namespace: LoopbackNamespace) -> Iterator[None]:
     """Every UDP packet inside the browsers' namespace is dropped (TCP, the signaling,
     still flows): the media path breaks as on a network change, the server stays
     reachable. tc: UDP goes to an HTB class whose queue holds nothing."""
-    if shutil.which("tc") is None:
-        pytest.skip("tc (iproute2) is needed to break the media path")
+    # tools/install-system-deps.sh installs iproute2: its absence is a failure.
+    assert shutil.which("tc") is not None, "tc (iproute2) is needed to break the media path"
 
     def tc(*args: str) -> None:
         subprocess.run([*namespace.enter, "tc", *args], check=True, capture_output=True)
@@ -79,7 +79,7 @@ def udp_dropped(namespace: LoopbackNamespace) -> Iterator[None]:
     try:
         tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10")
     except subprocess.CalledProcessError as err:
-        pytest.skip(f"no HTB qdisc here: {err.stderr.decode(errors='replace').strip()}")
+        pytest.fail(f"no HTB qdisc here: {err.stderr.decode(errors='replace').strip()}")
     try:
         tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit")
         tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit")
