@@ -3,15 +3,11 @@ of its media path (an ICE restart)."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
-from collections.abc import Iterator
-
 import pytest
 
 from tests.browser.callpage import CONNECT_MS, POLL_MS
 from tests.browser.conftest import LoopbackNamespace
+from tests.browser.mediapath import udp_dropped, ufrag_of
 from tests.browser.phonepage import PhonePage
 from tests.browser.test_phone_call import OpenPhone, open_phone, ring, server  # noqa: F401
 from tests.browser.test_room_resume import wait_signaling
@@ -57,40 +53,7 @@ def test_cut_signaling_mid_call_reconnects_and_the_call_goes_on(
     alice.wait_user("bob", "available")
 
 
-# The ICE username fragment of a description: an ICE restart changes it.
-UFRAG = """(which) => {
-  const d = window.phone.pc[which];
-  const m = d && d.sdp.match(/^a=ice-ufrag:(\\S+)/m);
-  return m ? m[1] : null;
-}"""
-
-
-@contextlib.contextmanager
-def udp_dropped(namespace: LoopbackNamespace) -> Iterator[None]:
-    """Every UDP packet inside the browsers' namespace is dropped (TCP, the signaling,
-    still flows): the media path breaks as on a network change, the server stays
-    reachable. tc: UDP goes to an HTB class whose queue holds nothing."""
-    # tools/install-system-deps.sh installs iproute2: its absence is a failure.
-    assert shutil.which("tc") is not None, "tc (iproute2) is needed to break the media path"
-
-    def tc(*args: str) -> None:
-        subprocess.run([*namespace.enter, "tc", *args], check=True, capture_output=True)
-
-    try:
-        tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10")
-    except subprocess.CalledProcessError as err:
-        pytest.fail(f"no HTB qdisc here: {err.stderr.decode(errors='replace').strip()}")
-    try:
-        tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit")
-        tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit")
-        tc("qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "pfifo", "limit", "0")
-        tc(
-            "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1",
-            "u32", "match", "ip", "protocol", "17", "0xff", "classid", "1:20",
-        )  # fmt: skip
-        yield
-    finally:
-        tc("qdisc", "del", "dev", "lo", "root")
+UFRAG = ufrag_of("window.phone.pc")
 
 
 def wait_state(phone: PhonePage, states: list[str]) -> None:

@@ -13,12 +13,14 @@ import socket
 import pytest
 
 from tests.browser.callpage import CONNECT_MS, POLL_MS, CallPage
-from tests.browser.conftest import OpenPage
+from tests.browser.conftest import LoopbackNamespace, OpenPage
+from tests.browser.mediapath import udp_dropped, ufrag_of
 from tests.support.process import running_server
 
 pytestmark = pytest.mark.browser
 
 SIGNALING = "() => document.body.dataset.signaling || ''"
+UFRAG = ufrag_of("window.rtc.pc")
 
 
 def open_call(
@@ -110,3 +112,46 @@ def test_server_restart_pages_say_the_room_is_gone(
                     assert page.page.is_hidden("#rejoin")  # nothing to rejoin
     finally:
         bridge.target = saved  # type: ignore[attr-defined]
+
+
+def test_media_path_lost_mid_call_restarts_ice_on_the_same_connection(
+    open_page: OpenPage, site_url: str, bridge: object, loopback_namespace: LoopbackNamespace
+) -> None:
+    """The media path breaks (all UDP dropped) while signaling flows: the side that made
+    the offer restarts ICE through the server and the same call carries on."""
+    a, b, _ = open_call(open_page, site_url, bridge)
+    for page in (a, b):
+        page.wait_media_flowing()
+        page.evaluate("window.pcBefore = window.rtc.pc")
+    callers = [page for page in (a, b) if page.evaluate("window.rtc._asCaller")]
+    assert len(callers) == 1, "exactly one side made the offer"
+    caller = callers[0]
+    callee = b if caller is a else a
+    before = caller.evaluate(UFRAG, "localDescription")
+    assert before is not None and callee.evaluate(UFRAG, "remoteDescription") == before
+    with udp_dropped(loopback_namespace):
+        caller.page.wait_for_function(
+            "s => s.includes(window.rtc.pc.connectionState)",
+            arg=["disconnected", "failed"],
+            timeout=CONNECT_MS,
+            polling=POLL_MS,
+        )
+        # The restart offer went through the server and was answered, path still down.
+        caller.page.wait_for_function(
+            f"u => ({UFRAG})('localDescription') !== u"
+            " && window.rtc.pc.signalingState === 'stable'",
+            arg=before,
+            timeout=CONNECT_MS,
+            polling=POLL_MS,
+        )
+    for page in (a, b):
+        page.wait_connected()
+        assert page.evaluate("window.rtc.pc === window.pcBefore")  # the same call
+    restarted = caller.evaluate(UFRAG, "localDescription")
+    assert restarted != before and callee.evaluate(UFRAG, "remoteDescription") == restarted
+    for page in (a, b):
+        page.wait_media_flowing()
+    a.send_chat("after the restart, from A")
+    b.wait_chat_from_peer("after the restart, from A")
+    b.send_chat("after the restart, from B")
+    a.wait_chat_from_peer("after the restart, from B")
