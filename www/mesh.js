@@ -7,6 +7,7 @@ import {
   emit,
   filterSdp,
   openSignaling,
+  reconnect,
   resumeSession,
   signalingUrl,
   sleep,
@@ -343,44 +344,35 @@ class MeshClient extends EventTarget {
   async _reconnect() {
     this.reconnecting = true;
     emit(this, "reconnecting");
-    const started = Date.now();
-    for (let attempt = 0; !this.finished && Date.now() - started < GIVE_UP_MS; attempt++) {
-      await sleep(backoff(attempt));
-      if (this.finished) {
-        return;
-      }
-      try {
-        await this.channel.open();
-      } catch (_err) {
-        continue;
-      }
-      const reply = await resumeSession(this.channel, this.resumable, RESUME_MS);
-      if (reply === null) {
-        continue;
-      }
-      if (reply.type === "RESUMED") {
-        this.resumable = { session: reply.session, secret: reply.secret };
-        this.reconnecting = false;
-        emit(this, "reconnected", { resumed: true });
-        for (const peer of this.peers.values()) {
-          peer.restartIceIfNeeded();
-        }
-        return;
-      }
-      // Refused (the grace ended, a server restart, another node): a newcomer, with a
-      // new member id; the others see us join (and our old id leave when its grace ends).
-      this._closePeers();
-      this.id = null;
-      if (this.room === null) {
-        break;
-      }
-      this.channel.send({ type: "SESSION" });
-      const entered = await this._reenter(started);
-      if (entered !== null) {
-        return;
-      }
-    }
-    if (!this.finished) {
+    const back = await reconnect(
+      this.channel,
+      {
+        finished: () => this.finished,
+        resume: () => resumeSession(this.channel, this.resumable, RESUME_MS),
+        resumed: (reply) => {
+          this.resumable = { session: reply.session, secret: reply.secret };
+          this.reconnecting = false;
+          emit(this, "reconnected", { resumed: true });
+          for (const peer of this.peers.values()) {
+            peer.restartIceIfNeeded();
+          }
+        },
+        refused: async (started) => {
+          // Refused (the grace ended, a server restart, another node): a newcomer, with
+          // a new member id; the others see us join (and our old id leave when its
+          // grace ends).
+          this._closePeers();
+          this.id = null;
+          if (this.room === null) {
+            return "give-up";
+          }
+          this.channel.send({ type: "SESSION" });
+          return (await this._reenter(started)) === null ? "retry" : "done";
+        },
+      },
+      GIVE_UP_MS,
+    );
+    if (!back && !this.finished) {
       this.finished = true;
       this.reconnecting = false;
       this.channel.close(1000, "gave up");

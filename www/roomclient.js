@@ -6,6 +6,7 @@ import {
   configUrl,
   emit,
   openSignaling,
+  reconnect,
   resumeSession,
   signalingUrl,
   sleep,
@@ -215,39 +216,27 @@ class RoomClient extends EventTarget {
   async _reconnect() {
     this.reconnecting = true;
     emit(this, "reconnecting");
-    const started = Date.now();
-    for (let attempt = 0; !this.finished && Date.now() - started < GIVE_UP_MS; attempt++) {
-      await sleep(backoff(attempt));
-      if (this.finished) {
-        return;
-      }
-      try {
-        await this.channel.open();
-      } catch (_err) {
-        continue;
-      }
-      const reply = await this._resume();
-      if (reply === null) {
-        continue;
-      }
-      if (reply.type === "RESUMED") {
-        this._resumed(reply, false);
-        return;
-      }
-      // Refused (the grace ended, a server restart, another node): a newcomer.
-      this._epoch++;
-      this._endCall();
-      this.peerPresent = false;
-      if (this.room === null) {
-        break;
-      }
-      this.channel.send({ type: "SESSION" });
-      const entered = await this._reenter(started);
-      if (entered !== null) {
-        return;
-      }
-    }
-    if (!this.finished) {
+    const back = await reconnect(
+      this.channel,
+      {
+        finished: () => this.finished,
+        resume: () => this._resume(),
+        resumed: (reply) => this._resumed(reply, false),
+        refused: async (started) => {
+          // Refused (the grace ended, a server restart, another node): a newcomer.
+          this._epoch++;
+          this._endCall();
+          this.peerPresent = false;
+          if (this.room === null) {
+            return "give-up";
+          }
+          this.channel.send({ type: "SESSION" });
+          return (await this._reenter(started)) === null ? "retry" : "done";
+        },
+      },
+      GIVE_UP_MS,
+    );
+    if (!back && !this.finished) {
       this.finished = true;
       this.reconnecting = false;
       storeSession(null);

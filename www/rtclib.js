@@ -646,6 +646,47 @@ async function resumeSession(channel, resumable, timeoutMs) {
   }
 }
 
+/**
+ * The reconnection loop of the room and conference pages: wait (backoff with jitter),
+ * reopen `channel`, RESUME, for at most `giveUpMs`. The page's `hooks`:
+ * - finished(): true once the page has hung up (the loop stops);
+ * - resume(): the RESUMED or ERROR reply on the new socket, or null (try again);
+ * - resumed(reply): the session is back;
+ * - refused(started): RESUME was refused; resolves "done" (the page is back in, or has
+ *   said the room is gone), "retry" (try the connection again) or "give-up".
+ * Resolves true when the page is back (or finished), false when it gave up.
+ */
+async function reconnect(channel, hooks, giveUpMs) {
+  const started = Date.now();
+  for (let attempt = 0; Date.now() - started < giveUpMs; attempt++) {
+    await sleep(backoff(attempt));
+    if (hooks.finished()) {
+      return true;
+    }
+    try {
+      await channel.open();
+    } catch (_err) {
+      continue;
+    }
+    const reply = await hooks.resume();
+    if (reply === null) {
+      continue;
+    }
+    if (reply.type === "RESUMED") {
+      hooks.resumed(reply);
+      return true;
+    }
+    const next = await hooks.refused(started);
+    if (next === "done") {
+      return true;
+    }
+    if (next === "give-up") {
+      return false;
+    }
+  }
+  return hooks.finished();
+}
+
 export {
   emit,
   SignalingChannel,
@@ -667,4 +708,5 @@ export {
   storedSession,
   storeSession,
   resumeSession,
+  reconnect,
 };
