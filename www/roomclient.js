@@ -248,7 +248,8 @@ class RoomClient extends EventTarget {
   /**
    * ENTERROOM again as a newcomer. A room-full answer may be our own away session
    * still holding its place (another node, a spent secret): tried again until it ends.
-   * Resolves true when in the room, false when the room is gone, null to give up.
+   * Resolves true when in the room, false when the room is gone, null to try the
+   * connection again.
    */
   async _reenter(started) {
     for (let attempt = 0; !this.finished && Date.now() - started < GIVE_UP_MS; attempt++) {
