@@ -148,8 +148,11 @@ def test_video_file_plays_and_streams_with_sound_then_camera_returns(
     packets_before = b.evaluate(AUDIO_PACKETS)
 
     a.page.set_input_files("#video-file", str(clip))
-    a.page.wait_for_function(
-        "() => window.outgoing.source === 'file'", timeout=UI_MS, polling=POLL_MS
+    a.page.wait_for_function(  # the source, then the senders' tracks swapped
+        f"() => {{ const s = ({SENDING})();"
+        " return s.source === 'file' && !s.videoIsCamera && !s.audioIsMicrophone; }",
+        timeout=UI_MS,
+        polling=POLL_MS,
     )
     during = a.evaluate(SENDING)
     # The clip's own picture and sound go out, not the camera's or the microphone's.
@@ -161,9 +164,11 @@ def test_video_file_plays_and_streams_with_sound_then_camera_returns(
     assert b.evaluate(AUDIO_PACKETS) > packets_before
     assert "video" in b.page.inner_text("#peer-sharing")
 
-    # At the clip's end the camera and microphone come back by themselves.
+    # At the clip's end the camera and microphone come back by themselves (the page
+    # says "camera" first, then swaps the senders' tracks: wait for the tracks).
     a.page.wait_for_function(
-        "() => window.outgoing.source === 'camera'",
+        f"() => {{ const s = ({SENDING})();"
+        " return s.source === 'camera' && s.videoIsCamera && s.audioIsMicrophone; }",
         timeout=CLIP_SECONDS * 1000 + MEDIA_MS,
         polling=POLL_MS,
     )
