@@ -677,7 +677,7 @@ async def _resume(state: ServerState, session: Session, message: protocol.Resume
     if found.deadline is None:  # still attached to a socket the client has given up on
         found.actor.kick(CloseCode.RESUMED_ELSEWHERE, "session resumed elsewhere", "resumed")
         with trio.move_on_after(KICK_GRACE + CLOSE_TIMEOUT):
-            await found.detached.wait()
+            await found.wait_detached()
     old = found.actor
     if state.sessions.away.get(old) is not found or old.close_code not in _PARKABLE:
         _resume_refused(state, session, ErrorCode.RESUME_FAILED, "the session has ended")

@@ -55,8 +55,23 @@ class Resumable:
     ring_bytes: int = 0
     # Set while parked (no socket): when the grace ends.
     deadline: float | None = None
-    # Set once the connection that held the actor has let go of it (parked).
-    detached: trio.Event = attrs.field(factory=trio.Event)
+    # Whether the connection that held the actor has let go of it (parked or ended),
+    # and the event a RESUME waits on for that, made only when one waits (every
+    # client has a session: an event each would cost 280 bytes).
+    detached: bool = False
+    _detached_event: trio.Event | None = None
+
+    async def wait_detached(self) -> None:
+        if not self.detached:
+            if self._detached_event is None:
+                self._detached_event = trio.Event()
+            await self._detached_event.wait()
+
+    def _set_detached(self, detached: bool) -> None:
+        self.detached = detached
+        if detached and self._detached_event is not None:
+            self._detached_event.set()
+        self._detached_event = None
 
     @property
     def first_kept(self) -> int:
@@ -143,12 +158,12 @@ class Sessions:
     def park(self, session: Resumable, deadline: float) -> None:
         session.deadline = deadline
         self.away[session.actor] = session
-        session.detached.set()
+        session._set_detached(True)
 
     def unpark(self, session: Resumable) -> None:
         self.away.pop(session.actor, None)
         session.deadline = None
-        session.detached = trio.Event()
+        session._set_detached(False)
 
     def end(self, actor: Actor) -> None:
         """The session (if any) is over for good. Idempotent."""
@@ -159,7 +174,7 @@ class Sessions:
         if self.by_id.get(session.id) is session:
             del self.by_id[session.id]
         session.secret = ""
-        session.detached.set()
+        session._set_detached(True)
 
     def away_actors(self) -> Iterable[Actor]:
         return self.away.keys()
