@@ -27,6 +27,7 @@ import pytest
 import trio
 
 from rtcserver.app import Server, serve
+from tests.support.waiting import eventually
 
 from .harness import FAULT_SETTINGS, bystanders, check_invariants, settle, summary
 from .inject import FaultInjector, random_faults
@@ -212,9 +213,11 @@ async def test_chaos(server: Server, injector: FaultInjector) -> None:
     with trio.fail_after(10):
         while server.state.connections:
             await server.state.idle.wait()
-        # Sessions whose socket was lost wait `resume_grace` for a RESUME, then end.
-        while server.state.sessions.away:
-            await trio.sleep(0.05)
+    # Sessions whose socket was lost wait `resume_grace` for a RESUME, then end (the
+    # sweeper's timer: no event to wait on).
+    await eventually(
+        lambda: not server.state.sessions.away, timeout=10, what="lost sockets' sessions ended"
+    )
     await settle()
     assert not server.state.sessions.by_id
     assert not server.state.actors

@@ -1,7 +1,8 @@
-"""Waiting for state that lives in another process (Redis, another node's /healthz).
+"""Waiting for state that sends no event: another process's (Redis, another node's
+/healthz), or what a server's timer does (a lost socket's session ending at its grace).
 
-Such state sends us no event, so it is polled, always under a deadline. This is the
-one place that polls; everything in-process waits on events or messages instead.
+Such state is polled, always under a deadline. This is the one place that polls;
+everything else waits on events or messages instead.
 """
 
 from __future__ import annotations
