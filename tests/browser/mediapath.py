@@ -8,7 +8,9 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Page
 
+from tests.browser.callpage import CONNECT_MS, POLL_MS
 from tests.browser.conftest import LoopbackNamespace
 
 
@@ -49,3 +51,24 @@ def udp_dropped(namespace: LoopbackNamespace) -> Iterator[None]:
         yield
     finally:
         tc("qdisc", "del", "dev", "lo", "root")
+
+
+def wait_ice_restart_while_cut(namespace: LoopbackNamespace, caller: Page, pc: str) -> None:
+    """Cut the media path; wait until `caller`'s peer connection `pc` (a JavaScript
+    expression) goes disconnected or failed, then until its ICE-restart offer went
+    through the server and was answered, the path still down; then mend the path."""
+    ufrag = ufrag_of(pc)
+    before = caller.evaluate(ufrag, "localDescription")
+    with udp_dropped(namespace):
+        caller.wait_for_function(
+            f"s => s.includes(({pc}).connectionState)",
+            arg=["disconnected", "failed"],
+            timeout=CONNECT_MS,
+            polling=POLL_MS,
+        )
+        caller.wait_for_function(
+            f"u => ({ufrag})('localDescription') !== u && ({pc}).signalingState === 'stable'",
+            arg=before,
+            timeout=CONNECT_MS,
+            polling=POLL_MS,
+        )

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.callpage import CONNECT_MS, POLL_MS
 from tests.browser.conftest import LoopbackNamespace
-from tests.browser.mediapath import udp_dropped, ufrag_of
-from tests.browser.phonepage import PhonePage
+from tests.browser.mediapath import ufrag_of, wait_ice_restart_while_cut
 from tests.browser.test_phone_call import OpenPhone, open_phone, ring, server  # noqa: F401
 from tests.browser.test_room_resume import wait_signaling
 
@@ -56,15 +54,6 @@ def test_cut_signaling_mid_call_reconnects_and_the_call_goes_on(
 UFRAG = ufrag_of("window.phone.pc")
 
 
-def wait_state(phone: PhonePage, states: list[str]) -> None:
-    phone.page.wait_for_function(
-        "s => s.includes(window.phone?.pc?.connectionState)",
-        arg=states,
-        timeout=CONNECT_MS,
-        polling=POLL_MS,
-    )
-
-
 def test_media_path_lost_mid_call_restarts_ice_on_the_same_connection(
     open_phone: OpenPhone,  # noqa: F811
     loopback_namespace: LoopbackNamespace,
@@ -85,17 +74,7 @@ def test_media_path_lost_mid_call_restarts_ice_on_the_same_connection(
     alice_ufrag = alice.evaluate(UFRAG, "localDescription")
     bob_sees = bob.evaluate(UFRAG, "remoteDescription")
     assert alice_ufrag is not None and bob_sees == alice_ufrag
-    with udp_dropped(loopback_namespace):
-        wait_state(alice, ["disconnected", "failed"])
-        # The restart offer went through the server and bob answered it, while the
-        # path is still down.
-        alice.page.wait_for_function(
-            f"u => ({UFRAG})('localDescription') !== u"
-            " && window.phone.pc.signalingState === 'stable'",
-            arg=alice_ufrag,
-            timeout=CONNECT_MS,
-            polling=POLL_MS,
-        )
+    wait_ice_restart_while_cut(loopback_namespace, alice.page, "window.phone.pc")
     for phone in (alice, bob):
         phone.wait_connected()
         assert phone.evaluate("window.phone.pc === window.pcBefore")  # the same call

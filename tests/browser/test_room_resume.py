@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser.callpage import CONNECT_MS, POLL_MS, CallPage
 from tests.browser.conftest import LoopbackNamespace, OpenPage
-from tests.browser.mediapath import udp_dropped, ufrag_of
+from tests.browser.mediapath import ufrag_of, wait_ice_restart_while_cut
 from tests.support.process import running_server
 
 pytestmark = pytest.mark.browser
@@ -129,21 +129,7 @@ def test_media_path_lost_mid_call_restarts_ice_on_the_same_connection(
     callee = b if caller is a else a
     before = caller.evaluate(UFRAG, "localDescription")
     assert before is not None and callee.evaluate(UFRAG, "remoteDescription") == before
-    with udp_dropped(loopback_namespace):
-        caller.page.wait_for_function(
-            "s => s.includes(window.rtc.pc.connectionState)",
-            arg=["disconnected", "failed"],
-            timeout=CONNECT_MS,
-            polling=POLL_MS,
-        )
-        # The restart offer went through the server and was answered, path still down.
-        caller.page.wait_for_function(
-            f"u => ({UFRAG})('localDescription') !== u"
-            " && window.rtc.pc.signalingState === 'stable'",
-            arg=before,
-            timeout=CONNECT_MS,
-            polling=POLL_MS,
-        )
+    wait_ice_restart_while_cut(loopback_namespace, caller.page, "window.rtc.pc")
     for page in (a, b):
         page.wait_connected()
         assert page.evaluate("window.rtc.pc === window.pcBefore")  # the same call
