@@ -357,18 +357,14 @@ class MeshClient extends EventTarget {
             peer.restartIceIfNeeded();
           }
         },
-        refused: async (started) => {
-          // Refused (the grace ended, a server restart, another node): a newcomer, with
-          // a new member id; the others see us join (and our old id leave when its
-          // grace ends).
+        refused: () => {
+          // A newcomer, with a new member id: the others see us join (and our old id
+          // leave when its grace ends).
           this._closePeers();
           this.id = null;
-          if (this.room === null) {
-            return "give-up";
-          }
-          this.channel.send({ type: "SESSION" });
-          return (await this._reenter(started)) === null ? "retry" : "done";
         },
+        room: () => this.room,
+        reenter: (started) => this._reenter(started),
       },
       GIVE_UP_MS,
     );

@@ -222,17 +222,13 @@ class RoomClient extends EventTarget {
         finished: () => this.finished,
         resume: () => this._resume(),
         resumed: (reply) => this._resumed(reply, false),
-        refused: async (started) => {
-          // Refused (the grace ended, a server restart, another node): a newcomer.
+        refused: () => {
           this._epoch++;
           this._endCall();
           this.peerPresent = false;
-          if (this.room === null) {
-            return "give-up";
-          }
-          this.channel.send({ type: "SESSION" });
-          return (await this._reenter(started)) === null ? "retry" : "done";
         },
+        room: () => this.room,
+        reenter: (started) => this._reenter(started),
       },
       GIVE_UP_MS,
     );

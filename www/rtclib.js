@@ -652,8 +652,11 @@ async function resumeSession(channel, resumable, timeoutMs) {
  * - finished(): true once the page has hung up (the loop stops);
  * - resume(): the RESUMED or ERROR reply on the new socket, or null (try again);
  * - resumed(reply): the session is back;
- * - refused(started): RESUME was refused; resolves "done" (the page is back in, or has
- *   said the room is gone), "retry" (try the connection again) or "give-up".
+ * - refused(): RESUME was refused (the grace ended, a server restart, another node):
+ *   drop what the old session had; the page goes on as a newcomer;
+ * - room(): the room to re-enter, or null (nothing to go back to: give up);
+ * - reenter(started): ENTERROOM again; resolves true when in, false when the room is
+ *   gone (the page has said so), null to try the connection again.
  * Resolves true when the page is back (or finished), false when it gave up.
  */
 async function reconnect(channel, hooks, giveUpMs) {
@@ -676,12 +679,13 @@ async function reconnect(channel, hooks, giveUpMs) {
       hooks.resumed(reply);
       return true;
     }
-    const next = await hooks.refused(started);
-    if (next === "done") {
-      return true;
-    }
-    if (next === "give-up") {
+    hooks.refused();
+    if (hooks.room() === null) {
       return false;
+    }
+    channel.send({ type: "SESSION" }); // ours again (a reload then resumes)
+    if ((await hooks.reenter(started)) !== null) {
+      return true;
     }
   }
   return hooks.finished();
