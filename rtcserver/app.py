@@ -14,16 +14,16 @@ import ssl
 import attrs
 import trio
 
-from . import limits
-from .config import Settings
-from .expiry import expiry_timer
-from .handler import session_sweeper
-from .http import handle_connection
-from .keepalive import keepalive
-from .phone import presence_publisher, ring_timer
+from .actors.keepalive import keepalive
+from .actors.supervisor import Supervisor
+from .connection.frontdoor import handle_connection
+from .connection.resume import session_sweeper
+from .directory.phone import presence_publisher, ring_timer
 from .protocol import CloseCode
-from .state import ServerState
-from .supervisor import Supervisor
+from .security import limits
+from .security.expiry import expiry_timer
+from .server.state import ServerState
+from .settings import Settings
 
 log = logging.getLogger("rtcserver")
 

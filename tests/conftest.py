@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from rtcserver.app import Server, serve
-from rtcserver.config import Settings
+from rtcserver.settings import Settings
 from tests.support.artifacts import Artifacts, build_and_install
 
 StartServer = Callable[..., Awaitable[Server]]

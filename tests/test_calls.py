@@ -1,4 +1,4 @@
-"""Specification of the switchboard: calling people by name (rtcserver/calls.py).
+"""Specification of the switchboard: calling people by name (rtcserver/directory/calls.py).
 
 Every test drives the pure state machine directly and states the exact effects it
 expects, in order. The last part is a hypothesis state machine that checks the
@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from rtcserver.calls import (
+from rtcserver.directory.calls import (
     NAME_MAX_LENGTH,
     Call,
     CallState,

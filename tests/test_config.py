@@ -8,7 +8,8 @@ import sys
 import attrs
 import pytest
 
-from rtcserver.config import Settings, load_settings
+from rtcserver.config import load_settings
+from rtcserver.settings import Settings
 
 
 def test_defaults_come_from_settings() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import trustme
 
-from rtcserver.config import ENV_PREFIX, Settings, load_settings
+from rtcserver.config import ENV_PREFIX, load_settings
+from rtcserver.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRIB = ROOT / "contrib"

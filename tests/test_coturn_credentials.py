@@ -1,4 +1,4 @@
-"""Credentials from rtcserver/turn.py against a real coturn (`use-auth-secret`).
+"""Credentials from rtcserver/security/turn.py against a real coturn (`use-auth-secret`).
 
 A private coturn runs on 127.0.0.1 for this module (tests/support/coturn.py). Each test
 makes a real TURN Allocate with the long-term credential mechanism
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rtcserver.turn import ice_servers, turn_credential, turn_password
+from rtcserver.security.turn import ice_servers, turn_credential, turn_password
 from tests.support.coturn import Coturn, running_coturn
 from tests.support.stun import Allocated, Refused, StunClient
 

@@ -14,12 +14,15 @@ import trio
 import trio.testing
 import trustme
 
-from rtcserver import calls, limits, logsafe, lookalike, passwords, protocol, tokens
-from rtcserver.auth import AuthFailed, Gatekeeper, Identity
-from rtcserver.config import Settings
-from rtcserver.expiry import Expiries
-from rtcserver.hosts import HostAllowList
-from rtcserver.state import ServerState
+from rtcserver import protocol
+from rtcserver.directory import calls
+from rtcserver.security import limits, lookalike, passwords, tokens
+from rtcserver.security.auth import AuthFailed, Gatekeeper, Identity
+from rtcserver.security.expiry import Expiries
+from rtcserver.security.hosts import HostAllowList
+from rtcserver.server.state import ServerState
+from rtcserver.settings import Settings
+from rtcserver.wire import logsafe
 from tests.conftest import StartServer, settings_for_tests
 from tests.support.client import connect, make_pair
 from tests.support.process import running_server

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import trio
 
-from rtcserver import static
+from rtcserver.wire import static
 from tests.conftest import StartServer
 from tests.support.client import connect
 

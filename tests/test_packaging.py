@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import rtcserver
-from rtcserver import extras, static
+from rtcserver import extras, settings
 from tests.support.artifacts import Artifacts, run
 from tests.support.client import make_pair
 from tests.support.process import running_server
@@ -66,8 +66,8 @@ def test_every_package_in_the_tree_is_listed_in_pyproject() -> None:
 
 
 def test_from_a_checkout_the_pages_are_the_top_level_www() -> None:
-    assert static.bundled_pages() == ROOT / "www"
-    assert all((static.bundled_pages() / page).is_file() for page in PAGES)
+    assert settings.bundled_pages() == ROOT / "www"
+    assert all((settings.bundled_pages() / page).is_file() for page in PAGES)
 
 
 def test_version_is_printed() -> None:

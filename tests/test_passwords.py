@@ -1,4 +1,4 @@
-"""The users file and the login throttle (rtcserver/passwords.py), and tools/users.py.
+"""The users file and the login throttle (rtcserver/security/passwords.py), and tools/users.py.
 
 Hashes here use tiny scrypt parameters (FAST) so the suite stays quick; the
 known-answer test uses the RFC 7914 vector to show it is standard scrypt.
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtcserver.passwords import (
+from rtcserver.security.passwords import (
     DEFAULT_SCRYPT,
     PER_ADDRESS_LIMIT,
     PER_NAME_LIMIT,

@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from rtcserver import tokens
+from rtcserver.security import tokens
 from tests.conftest import StartServer
 from tests.support.client import DIRECTORY_TYPES, Client, connect
 

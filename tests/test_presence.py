@@ -1,4 +1,4 @@
-"""The presence core (rtcserver/presence.py), without sockets: what each subscriber is
+"""The presence core (rtcserver/directory/presence.py), without sockets: what each subscriber is
 told, coalesced, and when it gets a snapshot instead."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from rtcserver.presence import MIN_HISTORY, Directory, Subscriber
+from rtcserver.directory.presence import MIN_HISTORY, Directory, Subscriber
 
 
 def told(subscriber: Subscriber) -> list[dict[str, Any]]:

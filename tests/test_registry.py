@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from rtcserver.protocol import MAX_ROOM, WrongRoomReason
-from rtcserver.registry import Entered, Refused, Registry, draw_room_number
+from rtcserver.rooms.registry import Entered, Refused, Registry, draw_room_number
 
 
 def registry(capacity: int = 2) -> Registry[str]:

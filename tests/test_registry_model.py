@@ -24,7 +24,7 @@ from hypothesis.stateful import (
 )
 
 from rtcserver.protocol import WrongRoomReason
-from rtcserver.registry import Created, Entered, Refused, Registry
+from rtcserver.rooms.registry import Created, Entered, Refused, Registry
 
 MAX_ACTORS = 12
 ROOM_NUMBERS = 40  # more than MAX_ACTORS: a free number always exists

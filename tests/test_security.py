@@ -16,7 +16,7 @@ import trio
 import trustme
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
-from rtcserver import passwords, tokens
+from rtcserver.security import passwords, tokens
 from tests.conftest import StartServer
 from tests.support.client import Client, connect
 
@@ -404,7 +404,8 @@ async def test_getconfig_works_without_auth_too(start_server: StartServer) -> No
 
 
 def test_settings_refuse_turn_without_secret_and_short_auth_secrets() -> None:
-    from rtcserver.config import Settings, validate
+    from rtcserver.config import validate
+    from rtcserver.settings import Settings
 
     assert validate(Settings(turn=("turn:x:1",))) is not None
     assert validate(Settings(auth_secret="short")) is not None

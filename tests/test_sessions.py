@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtcserver.sessions import Resumable, Sessions
+from rtcserver.rooms.sessions import Resumable, Sessions
 
 
 class FakeActor:

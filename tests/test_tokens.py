@@ -1,4 +1,4 @@
-"""Access tokens (rtcserver/tokens.py): JWT-compatible HS256, and every way to refuse one.
+"""Access tokens (rtcserver/security/tokens.py): JWT-compatible HS256, and every way to refuse one.
 
 Byte-compatibility with other JWT implementations is shown with the HS256 example of
 RFC 7515, Appendix A.1 (key, header with a CR LF inside, and signature, verbatim).
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtcserver.tokens import (
+from rtcserver.security.tokens import (
     Claims,
     TokenAlgorithmRejected,
     TokenClaimsInvalid,
@@ -54,7 +54,7 @@ def b64(raw: bytes) -> str:
 
 
 def signed(header: object, payload: object, key: bytes | str = SECRET) -> str:
-    """A token signed independently of rtcserver.tokens, with any header and payload."""
+    """A token signed independently of rtcserver.security.tokens, with any header and payload."""
     key = key.encode() if isinstance(key, str) else key
     head = b64(header if isinstance(header, bytes) else json.dumps(header).encode())
     body = b64(payload if isinstance(payload, bytes) else json.dumps(payload).encode())

@@ -1,4 +1,4 @@
-"""TURN REST API credentials (rtcserver/turn.py), checked without a TURN server.
+"""TURN REST API credentials (rtcserver/security/turn.py), checked without a TURN server.
 
 The known answers were computed once, independently of this code, with
 `printf '%s' USERNAME | openssl dgst -sha1 -hmac SECRET -binary | base64`.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from rtcserver.turn import ice_servers, turn_credential, turn_password
+from rtcserver.security.turn import ice_servers, turn_credential, turn_password
 
 STUN = ["stun:stun.example.org:3478"]
 TURN = ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"]

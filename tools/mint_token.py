@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from rtcserver.tokens import Claims, mint
+from rtcserver.security.tokens import Claims, mint
 
 SECRET_ENV = "RTCSERVER_AUTH_SECRET"
 

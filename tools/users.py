@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from rtcserver.passwords import (
+from rtcserver.security.passwords import (
     Users,
     UsersFileError,
     hash_password,

@@ -33,13 +33,13 @@ import orjson
 import trio
 
 from .. import protocol
-from ..actor import Actor
+from ..actors.actor import Actor
 from ..protocol import ErrorCode
 from .errors import ClusterUnavailable
 
 if TYPE_CHECKING:
     from .mirror import RemoteMember
-    from .node import Cluster
+    from .nodeview import NodeView
 
 log = logging.getLogger("rtcserver.cluster")
 
@@ -49,7 +49,7 @@ Frame = tuple[str, str, Actor | None, float]
 
 
 class Bus:
-    def __init__(self, cluster: Cluster, queue_size: int) -> None:
+    def __init__(self, cluster: NodeView, queue_size: int) -> None:
         self.cluster = cluster
         self.node = cluster.node
         self._outbox, self._inbox = trio.open_memory_channel[Frame](queue_size)

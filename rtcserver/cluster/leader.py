@@ -38,16 +38,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from .. import calls, protocol
-from ..lookalike import skeleton
+from .. import protocol
+from ..directory import calls
 from ..protocol import ErrorCode
-from ..registry import draw_room_number
+from ..rooms.registry import draw_room_number
+from ..security.lookalike import skeleton
 from . import scripts
 from .errors import ClusterUnavailable
 from .mirror import member_id, parse_member
 
 if TYPE_CHECKING:
-    from .node import Cluster
+    from .nodeview import NodeView
 
 log = logging.getLogger("rtcserver.cluster")
 
@@ -55,7 +56,7 @@ Holder = tuple[str, int]  # (node, actor id)
 
 
 class Leader:
-    def __init__(self, cluster: Cluster, nursery: trio.Nursery) -> None:
+    def __init__(self, cluster: NodeView, nursery: trio.Nursery) -> None:
         self.cluster = cluster
         self.node = cluster.node
         self.nursery = nursery  # room scripts run here, so requests never wait on Redis
@@ -198,7 +199,7 @@ class Leader:
         try:
             for _ in range(8):
                 room = draw_room_number()
-                reply = await cluster._call("call-room", scripts.PRIVATE, room, *members)
+                reply = await cluster.call("call-room", scripts.PRIVATE, room, *members)
                 if reply[0] != "exists":
                     break
             else:
@@ -216,7 +217,7 @@ class Leader:
                     self._tell(*holder, call.caller, _message("HANGUP", call=call_id))
                 self.apply(self.board.hangup(call.caller, call_id))
             return
-        cluster._announce_reaped(reply[1:])  # the rooms they left hear PEERLEFT
+        cluster.announce_reaped(reply[1:])  # the rooms they left hear PEERLEFT
         self.rooms[room] = members
         for node in {parse_member(m)[0] for m in members}:
             cluster.bus.control(node, f"R|{room}|{','.join(members)}")
@@ -226,7 +227,7 @@ class Leader:
     async def _close_room(self, room: int) -> None:
         """Empty the room in Redis (its nodes were told `X` already)."""
         with contextlib.suppress(ClusterUnavailable):  # else the lease's reaping does it
-            await self.cluster._call("call-room-close", scripts.CLOSE, room)
+            await self.cluster.call("call-room-close", scripts.CLOSE, room)
 
     # ================================================================ sending
 

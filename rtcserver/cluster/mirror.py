@@ -18,16 +18,19 @@ leader makes those in Redis, `leader.py`, and tells the parties' nodes). A room 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 
-from ..actor import Actor
-from ..registry import Departure, Registry, draw_member_id
-from ..rooms import Peer
+from ..actors.actor import Actor
+from ..rooms.peers import Peer
+from ..rooms.registry import Departure, Registry, draw_member_id
 
-if TYPE_CHECKING:
-    from .bus import Bus
+
+class Bus(Protocol):
+    """How a frame for a remote member leaves this node (`bus.Bus`)."""
+
+    def relay(self, member: RemoteMember, sender: Actor | None, room: int, text: str) -> bool: ...
 
 
 def member_id(node: str, actor: int) -> str:

@@ -36,16 +36,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from .. import calls, logsafe, phone, protocol
-from ..actor import Actor
+from .. import protocol
+from ..actors.actor import Actor
+from ..directory import calls, phone
 from ..protocol import ErrorCode
+from ..wire import logsafe
 from . import scripts
 from .errors import ClusterUnavailable
 from .leader import Leader
 from .mirror import parse_member
 
 if TYPE_CHECKING:
-    from .node import Cluster
+    from .nodeview import NodeView
 
 log = logging.getLogger("rtcserver.cluster")
 
@@ -61,7 +63,7 @@ class _Waiter:
 
 
 class Names:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: NodeView) -> None:
         self.cluster = cluster
         self.node = cluster.node
         self.local: dict[str, Actor] = {}  # names logged in on this node
@@ -245,7 +247,7 @@ class Names:
                 continue
             actor = next((a for a in self.local.values() if a.id == actor_id), None)
             if actor is None:  # gone meanwhile: take it out of the room in Redis too
-                cluster._queue_departure(actor_id, room)
+                cluster.queue_departure(actor_id, room)
                 continue
             departure = mirror.drop(actor)  # Redis already moved it
             if departure is not None:
@@ -294,7 +296,7 @@ class Names:
         if not cluster.available:
             return
         try:
-            holder = await cluster._call("lead", scripts.LEAD, self.node, int(cluster.ttl * 1000))
+            holder = await cluster.call("lead", scripts.LEAD, self.node, int(cluster.ttl * 1000))
         except ClusterUnavailable:
             return
         if not holder:
@@ -312,7 +314,7 @@ class Names:
         others = sorted(leader.holder_nodes() - {self.node})
         if others:
             try:
-                dead = await cluster._call("dead-nodes", scripts.DEAD_NODES, *others)
+                dead = await cluster.call("dead-nodes", scripts.DEAD_NODES, *others)
             except ClusterUnavailable:
                 return
             if not dead or self.leader is not leader:
@@ -320,8 +322,8 @@ class Names:
             # Reap their rooms first (what the janitor does), so that the parties of
             # their calls hear PEERLEFT before HANGUP, as when a connection ends.
             with contextlib.suppress(ClusterUnavailable):
-                reaped = await cluster._call("reap", scripts.REAP_DEAD, self.node)
-                cluster.state.counters["cluster:reaped"] += cluster._announce_reaped(reaped)
+                reaped = await cluster.call("reap", scripts.REAP_DEAD, self.node)
+                cluster.state.counters["cluster:reaped"] += cluster.announce_reaped(reaped)
             if self.leader is leader:
                 leader.nodes_gone(dead)
 
@@ -376,10 +378,10 @@ def _error_text(message: str) -> str:
     return protocol.encode(protocol.Error(code=ErrorCode.CLUSTER_UNAVAILABLE, message=message))
 
 
-def _cluster_error(cluster: Cluster, actor: Actor, message: str) -> None:
+def _cluster_error(cluster: NodeView, actor: Actor, message: str) -> None:
     _error(cluster, actor, ErrorCode.CLUSTER_UNAVAILABLE, message)
 
 
-def _error(cluster: Cluster, actor: Actor, code: ErrorCode, message: str) -> None:
+def _error(cluster: NodeView, actor: Actor, code: ErrorCode, message: str) -> None:
     cluster.state.counters[f"error:{code}"] += 1
     actor.tell(protocol.encode(protocol.Error(code=code, message=message)))

@@ -14,6 +14,10 @@ each. Everything else runs in permanent supervisor children, started by `run`:
                  `finally` stays synchronous) and tells other nodes (L).
 - `names.run`    the leader lock; names, the directory and calls (`names.py`).
 - the bus's publisher and subscriber (`bus.py`).
+
+Long because `Cluster` is one state machine: the lease, the outage flags, the
+resync and the departures queue are read and written by every operation here, and
+splitting them would hand that state around instead of keeping it in one object.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ import trio
 from coredis.retry import NoRetryPolicy
 
 from .. import protocol
-from ..actor import Actor
+from ..actors.actor import Actor
 from ..protocol import ErrorCode, WrongRoomReason
-from ..registry import Created, Departure, Entered, Refused, draw_room_number, is_multi_party
-from ..rooms import Peer, roster_text
+from ..rooms.peers import Peer, roster_text
+from ..rooms.registry import Created, Departure, Entered, Refused, draw_room_number, is_multi_party
 from . import scripts
 from .bus import Bus
 from .errors import ClusterUnavailable
@@ -48,8 +52,8 @@ from .mirror import Mirror, RemoteMember, member_id, parse_member
 from .names import Names
 
 if TYPE_CHECKING:
-    from ..state import ServerState
-    from ..supervisor import Supervisor
+    from ..actors.supervisor import Supervisor
+    from .nodeview import Host
 
 log = logging.getLogger("rtcserver.cluster")
 
@@ -65,7 +69,7 @@ def new_node_id() -> str:
 
 
 class Cluster:
-    def __init__(self, state: ServerState, node: str | None = None) -> None:
+    def __init__(self, state: Host, node: str | None = None) -> None:
         settings = state.settings
         self.state = state
         self.node = node or new_node_id()
@@ -169,7 +173,7 @@ class Cluster:
 
     # ================================================================ Redis calls
 
-    async def _call(self, op: str, script: str, *args: object) -> Any:
+    async def call(self, op: str, script: str, *args: object) -> Any:
         """One script, bounded by `redis_timeout`; any failure is ClusterUnavailable."""
         started = trio.current_time()
         try:
@@ -255,7 +259,7 @@ class Cluster:
         try:
             for _ in range(CREATE_ATTEMPTS):
                 room = draw_room_number() if wanted is None else wanted
-                reply = await self._call(
+                reply = await self.call(
                     mode, scripts.JOIN, self.node, token, member, mode, room, capacity, name
                 )
                 if reply[0] != "exists":
@@ -319,7 +323,7 @@ class Cluster:
         if self.token is None:
             return  # the next lease's reaping removes it from Redis
         try:  # now, not queued: a later join of the same actor must not be undone
-            reply = await self._call("leave", scripts.LEAVE, self.node, member, "")
+            reply = await self.call("leave", scripts.LEAVE, self.node, member, "")
         except ClusterUnavailable:
             self.lose_lease("a member in an unknown state could not be removed")
             return
@@ -344,9 +348,9 @@ class Cluster:
 
     def _departed(self, actor: Actor, room: int) -> None:
         """Mirror hook: a local actor left shared `room` (its local peers are told)."""
-        self._queue_departure(actor.id, room)
+        self.queue_departure(actor.id, room)
 
-    def _queue_departure(self, actor_id: int, room: int) -> None:
+    def queue_departure(self, actor_id: int, room: int) -> None:
         if self.token is None:
             return  # no lease: the next lease's reaping removes it from Redis
         try:
@@ -376,7 +380,7 @@ class Cluster:
             backoff = self.min_backoff
             while self.token is not None:
                 try:
-                    reply = await self._call(
+                    reply = await self.call(
                         "leave", scripts.LEAVE, self.node, member, room if room else ""
                     )
                 except ClusterUnavailable:
@@ -481,7 +485,7 @@ class Cluster:
                         self._outage_ends()
                 else:
                     sent = trio.current_time()
-                    renewed = await self._call(
+                    renewed = await self.call(
                         "renew", scripts.RENEW, self.node, self.token, int(self.ttl * 1000)
                     )
                     if not renewed:
@@ -509,12 +513,10 @@ class Cluster:
         # A Redis that lost its data (restarted empty) gets back the key the nodes
         # already share, from whichever node comes back first: ids stay the same.
         proposal = self.id_key.decode() if self.id_key else secrets.token_hex(32)
-        self.id_key = (await self._call("idkey", scripts.ID_KEY, proposal)).encode()
-        reaped = await self._call(
-            "acquire", scripts.ACQUIRE, self.node, token, int(self.ttl * 1000)
-        )
+        self.id_key = (await self.call("idkey", scripts.ID_KEY, proposal)).encode()
+        reaped = await self.call("acquire", scripts.ACQUIRE, self.node, token, int(self.ttl * 1000))
         self.token, self.valid_until = token, sent + self.ttl
-        self._announce_reaped(reaped)
+        self.announce_reaped(reaped)
         try:
             for room, actor in self.mirror.local_memberships():
                 await self._rejoin(room, actor)
@@ -531,11 +533,11 @@ class Cluster:
         member = member_id(self.node, actor.id)
         name = self.mirror.name_of(actor) or ""
         capacity = self.mirror.capacity_of(room)
-        reply = await self._call(
+        reply = await self.call(
             "rejoin", scripts.JOIN, self.node, self.token, member, "rejoin", room, capacity, name
         )
         if self.mirror.room_of(actor) != room:
-            self._queue_departure(actor.id, room)  # it left meanwhile: undo the rejoin
+            self.queue_departure(actor.id, room)  # it left meanwhile: undo the rejoin
             return
         if reply[0] == "no-lease":
             raise ClusterUnavailable("the lease vanished during resynchronisation")
@@ -558,7 +560,7 @@ class Cluster:
             # was cut off from are in its roster (and they hear PEERJOINED).
             actor.tell(roster_text(self.mirror, actor, room))
 
-    def _announce_reaped(self, reply: Sequence[str]) -> int:
+    def announce_reaped(self, reply: Sequence[str]) -> int:
         """Tell every node holding a remaining member of a reaped room (L)."""
         i = members = 0
         while i < len(reply):
@@ -582,9 +584,9 @@ class Cluster:
             if not self.available:
                 continue
             with contextlib.suppress(ClusterUnavailable):
-                reaped = await self._call("reap", scripts.REAP_DEAD, self.node)
+                reaped = await self.call("reap", scripts.REAP_DEAD, self.node)
                 if reaped:
-                    count = self._announce_reaped(reaped)
+                    count = self.announce_reaped(reaped)
                     self.state.counters["cluster:reaped"] += count
                     log.info("node=%s event=reaped members=%d", self.node, count)
 
@@ -624,9 +626,9 @@ class Cluster:
         with trio.move_on_after(budget):
             if self.token is not None:
                 with contextlib.suppress(ClusterUnavailable):
-                    reaped = await self._call("release", scripts.RELEASE, self.node)
+                    reaped = await self.call("release", scripts.RELEASE, self.node)
                     self.token, self.ready = None, False
-                    self._announce_reaped(reaped)
+                    self.announce_reaped(reaped)
             while self.bus.backlog:
                 await trio.sleep(0.01)
         self.token, self.ready = None, False

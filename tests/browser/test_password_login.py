@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rtcserver.passwords import ScryptParams, Users, hash_password, save_users
+from rtcserver.security.passwords import ScryptParams, Users, hash_password, save_users
 from tests.browser.conftest import OpenPage
 from tests.browser.phonepage import PhonePage
 from tests.support.process import ServerProcess, running_server

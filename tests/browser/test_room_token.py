@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rtcserver.tokens import Claims, mint
+from rtcserver.security.tokens import Claims, mint
 from tests.browser.conftest import LoopbackNamespace, OpenPage
 from tests.browser.turnpage import RECORD_CANDIDATES, assert_relayed_only
 from tests.support.coturn import Coturn, running_coturn

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from rtcserver.actor import Actor
+from rtcserver.actors.actor import Actor
 from rtcserver.cluster.mirror import Link, Mirror, RemoteMember, member_id, parse_member
-from rtcserver.config import Settings, load_settings, validate
-from rtcserver.state import ServerState
+from rtcserver.config import load_settings, validate
+from rtcserver.server.state import ServerState
+from rtcserver.settings import Settings
 
 
 class FakeBus:

@@ -25,7 +25,7 @@ import trio.lowlevel
 import trio.testing
 
 from rtcserver.app import Server
-from rtcserver.config import Settings
+from rtcserver.settings import Settings
 
 from .inject import FaultInjector
 from .wsclient import Closed, WsClient, connected

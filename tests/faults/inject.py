@@ -3,8 +3,8 @@
 Nothing here touches production code paths: `FaultInjector.install(monkeypatch)`
 wraps three module-level names the server looks up at call time,
 - `rtcserver.app.handle_connection` (to learn each connection's Trio task),
-- `rtcserver.http.run_actor` (to wrap the actor's WebSocket and mailbox), and
-- `rtcserver.handler.dispatch` (the synchronous step that handles one frame),
+- `rtcserver.connection.frontdoor.run_actor` (to wrap the actor's WebSocket and mailbox), and
+- `rtcserver.connection.lifecycle.dispatch` (the synchronous step that handles one frame),
 so each actor's await points become places where a test can make it fail:
 
     injector.arm(client.address, Plan(Point.SEND, Fault.CRASH, nth=3))
@@ -30,10 +30,10 @@ import trio
 import trio.lowlevel
 
 import rtcserver.app
-import rtcserver.handler
-import rtcserver.http
-from rtcserver.actor import Actor
-from rtcserver.state import ServerState
+import rtcserver.connection.frontdoor
+import rtcserver.connection.lifecycle
+from rtcserver.actors.actor import Actor
+from rtcserver.server.state import ServerState
 
 
 class InjectedCrash(RuntimeError):
@@ -96,8 +96,8 @@ class FaultInjector:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> FaultInjector:
         real_handle = rtcserver.app.handle_connection
-        real_run_actor = rtcserver.http.run_actor
-        real_dispatch = rtcserver.handler.dispatch
+        real_run_actor = rtcserver.connection.frontdoor.run_actor
+        real_dispatch = rtcserver.connection.lifecycle.dispatch
 
         async def handle_connection(state: ServerState, stream: trio.SocketStream) -> None:
             conn = Connection(task=trio.lowlevel.current_task())
@@ -143,8 +143,8 @@ class FaultInjector:
             real_dispatch(state, who, text)
 
         monkeypatch.setattr(rtcserver.app, "handle_connection", handle_connection)
-        monkeypatch.setattr(rtcserver.http, "run_actor", run_actor)
-        monkeypatch.setattr(rtcserver.handler, "dispatch", dispatch)
+        monkeypatch.setattr(rtcserver.connection.frontdoor, "run_actor", run_actor)
+        monkeypatch.setattr(rtcserver.connection.lifecycle, "dispatch", dispatch)
         return self
 
     # ------------------------------------------------------------------ arming

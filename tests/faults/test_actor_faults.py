@@ -38,7 +38,7 @@ CASES = [
 
 # What the victim's own client sees: a close code, or None when the TCP connection
 # is simply dropped. A write or ping that timed out may have left half a frame on the
-# wire, so the server drops such a stream without a close frame (handler._write).
+# wire, so the server drops such a stream without a close frame (connection/writer.py, _write).
 CLIENT_SEES = {Fault.CRASH: 1011, Fault.CANCEL: 1000, Fault.LOSE_SOCKET: None}
 # A hang: the reason the server records (actor.close_code), and what the client sees.
 HANG_VERDICT = {

@@ -4,7 +4,7 @@ peer see: a resume that did not happen leaves the session waiting with its secre
 unspent; one that failed after adopting the session ends it (PEERLEFT), or parks it
 again when the socket is lost; and nothing leaks (no task, no room member).
 
-Await points of a resume (handler._resume): the reader's RECEIVE of RESUME, the
+Await points of a resume (connection/resume.resume): the reader's RECEIVE of RESUME, the
 DISPATCH of it, the new connection's writer (MAILBOX: stopped for the adopted actor's
 writer), the adopted writer's first SEND (RESUMED and the replay), the next RECEIVE.
 """

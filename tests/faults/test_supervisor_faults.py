@@ -17,9 +17,9 @@ import pytest
 import trio
 import trio.testing
 
-import rtcserver.http
+import rtcserver.connection.frontdoor
+from rtcserver.actors.supervisor import RestartIntensityExceeded, Supervisor
 from rtcserver.app import Server, serve
-from rtcserver.supervisor import RestartIntensityExceeded, Supervisor
 
 from .harness import FAULT_SETTINGS, assert_serves, check_invariants
 from .inject import FaultInjector, InjectedCrash
@@ -119,7 +119,7 @@ async def test_a_connection_crash_before_any_actor_is_contained(
     async def crashing_plain_http(*args: object) -> bytes:
         raise InjectedCrash("crash while answering plain HTTP")
 
-    monkeypatch.setattr(rtcserver.http, "plain_http", crashing_plain_http)
+    monkeypatch.setattr(rtcserver.connection.frontdoor, "plain_http", crashing_plain_http)
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
     async with stream:
         await stream.send_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import attrs
 import trio
 
+from ..settings import Settings
 from . import passwords, tokens
-from .config import Settings
 
 # scrypt costs ~0.1 s of CPU and 32 MiB per check: at most two at once, off the loop.
 SCRYPT_SLOTS = 2

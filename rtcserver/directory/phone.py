@@ -10,22 +10,66 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import orjson
 import trio
 
-from . import calls, logsafe, protocol
-from .actor import Actor
-from .auth import Identity
-from .protocol import ErrorCode
-from .state import ServerState
+from .. import protocol
+from ..actors.actor import Actor
+from ..protocol import ErrorCode
+from ..rooms.peers import Peer
+from ..rooms.registry import Registry
+from ..security.auth import Identity
+from ..settings import Settings
+from ..wire import logsafe
+from . import calls
+from .presence import Directory, Subscriber
+
+
+class NameService(Protocol):
+    """Names and calls decided elsewhere: the cluster's leader (`cluster.names.Names`)."""
+
+    def login(self, actor: Actor, name: str) -> Awaitable[None]: ...
+
+    def logout(self, name: str) -> None: ...
+
+    def call_control(self, actor: Actor, name: str, kind: str, fields: dict[str, Any]) -> None: ...
+
+
+class PhoneHost(Protocol):
+    """What calls by name need of the server (`server.state.ServerState`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def registry(self) -> Registry[Peer]: ...
+
+    @property
+    def presence(self) -> Directory: ...
+
+    @property
+    def switchboard(self) -> calls.Switchboard: ...
+
+    @property
+    def names(self) -> NameService | None:
+        """In cluster mode, the leader's name service; None on one node."""
+
+    def presence_changed(self) -> None: ...
+
+    def presence_event(self) -> trio.Event: ...
+
+    def ring_timer_changed(self) -> None: ...
+
+    def ring_timer_event(self) -> trio.Event: ...
+
 
 log = logging.getLogger("rtcserver")
 
 
 def login(
-    state: ServerState, actor: Actor, requested: object, identity: Identity
+    state: PhoneHost, actor: Actor, requested: object, identity: Identity
 ) -> Callable[[], Awaitable[None]] | None:
     """LOGIN: claim a name (checked against the authenticated identity, if any). In
     cluster mode the leader decides whether it is free: the reader awaits what this
@@ -46,8 +90,8 @@ def login(
         return refuse(refusal)
     if registry.name_of(actor) is not None:
         return refuse(f"already logged in as {registry.name_of(actor)}")
-    if state.cluster is not None:
-        names = state.cluster.names
+    names = state.names
+    if names is not None:
         return lambda: names.login(actor, requested)
     if not registry.register_name(requested, actor):
         if registry.actor_named(requested) is None and registry.name_like(requested):
@@ -62,7 +106,7 @@ def login(
     return None
 
 
-def subscribe(state: ServerState, actor: Actor) -> None:
+def subscribe(state: PhoneHost, actor: Actor) -> None:
     """A user just logged in: the writer now takes the directory's news too, starting
     with the whole directory (USERS), when it next writes."""
     if state.settings.directory and actor.presence is None:
@@ -70,13 +114,13 @@ def subscribe(state: ServerState, actor: Actor) -> None:
         actor.mailbox.nudge()
 
 
-def unsubscribe(state: ServerState, actor: Actor) -> None:
+def unsubscribe(state: PhoneHost, actor: Actor) -> None:
     if actor.presence is not None:
-        state.presence.unsubscribe(actor.presence)
+        state.presence.unsubscribe(cast(Subscriber, actor.presence))  # `subscribe` set it
         actor.presence = None
 
 
-def presence_changed(state: ServerState, name: str, status: calls.Status) -> None:
+def presence_changed(state: PhoneHost, name: str, status: calls.Status) -> None:
     """Record a change; the publisher sends it with the others of its interval."""
     if not state.settings.directory:
         return
@@ -87,20 +131,20 @@ def presence_changed(state: ServerState, name: str, status: calls.Status) -> Non
     state.presence_changed()
 
 
-def logout(state: ServerState, name: str) -> None:
+def logout(state: PhoneHost, name: str) -> None:
     """The connection holding `name` has ended (its registrations are already gone)."""
-    if state.cluster is not None:
-        return state.cluster.names.logout(name)
+    if state.names is not None:
+        return state.names.logout(name)
     apply(state, state.switchboard.offline(name))
     state.ring_timer_changed()
 
 
-def call_control(state: ServerState, actor: Actor, kind: str, fields: dict[str, Any]) -> None:
+def call_control(state: PhoneHost, actor: Actor, kind: str, fields: dict[str, Any]) -> None:
     """CALL, ACCEPT, REJECT, CANCEL, HANGUP from a logged-in connection."""
     name = state.registry.name_of(actor)
     assert name is not None
-    if state.cluster is not None:  # the cluster's leader decides (cluster/names.py)
-        return state.cluster.names.call_control(actor, name, kind, fields)
+    if state.names is not None:  # the cluster's leader decides (cluster/names.py)
+        return state.names.call_control(actor, name, kind, fields)
     board = state.switchboard
     now = trio.current_time()
     apply(state, board.expire(now))  # a late ACCEPT must see the timeout (exact deadlines)
@@ -125,7 +169,7 @@ def call_control(state: ServerState, actor: Actor, kind: str, fields: dict[str, 
     apply(state, action(name, call_id))
 
 
-def apply(state: ServerState, effects: Iterable[calls.Effect]) -> None:
+def apply(state: PhoneHost, effects: Iterable[calls.Effect]) -> None:
     """Carry out the switchboard's effects, in order."""
     registry = state.registry
     for effect in effects:
@@ -152,7 +196,7 @@ def apply(state: ServerState, effects: Iterable[calls.Effect]) -> None:
                     registry.depart(member)
 
 
-async def ring_timer(state: ServerState) -> None:
+async def ring_timer(state: PhoneHost) -> None:
     """Sleep until the next ring deadline, then time the due calls out. Runs forever,
     as a permanent child of the supervisor."""
     while True:
@@ -164,7 +208,7 @@ async def ring_timer(state: ServerState) -> None:
         apply(state, state.switchboard.expire(trio.current_time()))
 
 
-async def presence_publisher(state: ServerState) -> None:
+async def presence_publisher(state: PhoneHost) -> None:
     """Publish the directory's changes: seal them into a version and wake every
     subscriber's writer, at most once per interval. The interval grows with the
     subscribers (`presence_rate` frames per second in all), so presence work per

@@ -11,21 +11,30 @@ arrives between `exp` and the timer's wake-up is refused too.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 import trio
 
-from . import protocol
-from .actor import Actor
+from .. import protocol
+from ..actors.actor import Actor
+from ..protocol import CloseCode, ErrorCode
 from .auth import Identity
-from .protocol import CloseCode, ErrorCode
 
-if TYPE_CHECKING:
-    from .state import ServerState
+
+class ExpiryHost(Protocol):
+    """What the timer needs of the server (`server.state.ServerState`)."""
+
+    @property
+    def counters(self) -> collections.Counter[str]: ...
+
+    @property
+    def expiries(self) -> Expiries: ...
+
 
 EXPIRED_MESSAGE = "the token has expired: reconnect with a fresh one"
 
@@ -78,7 +87,7 @@ def expired(identity: Identity | None) -> bool:
     return identity is not None and identity.expires is not None and identity.expires <= time.time()
 
 
-def end(state: ServerState, actor: Actor) -> None:
+def end(state: ExpiryHost, actor: Actor) -> None:
     """Tell the client why, then close it with 1008 (the ERROR is flushed first)."""
     state.counters[f"error:{ErrorCode.TOKEN_EXPIRED}"] += 1
     actor.tell(
@@ -87,7 +96,7 @@ def end(state: ServerState, actor: Actor) -> None:
     actor.kick(CloseCode.POLICY_VIOLATION, ErrorCode.TOKEN_EXPIRED.value)
 
 
-async def expiry_timer(state: ServerState) -> None:
+async def expiry_timer(state: ExpiryHost) -> None:
     """Sleep until the next expiry, end the actors that are due; forever (a permanent
     child of the supervisor)."""
     expiries = state.expiries

@@ -27,8 +27,8 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from .lookalike import skeleton
-from .protocol import MAX_ROOM, WrongRoomReason, from_suffix
+from ..protocol import MAX_ROOM, WrongRoomReason, from_suffix
+from ..security.lookalike import skeleton
 
 A = TypeVar("A", bound=Hashable)
 

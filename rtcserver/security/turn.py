@@ -14,9 +14,11 @@ import hashlib
 import hmac
 import math
 from collections.abc import Sequence
-from typing import NotRequired, TypedDict, final
+from typing import Any, NotRequired, TypedDict, final
 
 import attrs
+
+from ..settings import Settings
 
 __all__ = ["IceServer", "TurnCredential", "ice_servers", "turn_credential", "turn_password"]
 
@@ -112,3 +114,15 @@ def _check_schemes(urls: Sequence[str], schemes: tuple[str, ...]) -> None:
     for url in urls:
         if not url.startswith(schemes):
             raise ValueError(f"{url!r} should start with one of {', '.join(schemes)}")
+
+
+def ice_config(settings: Settings, user_id: str, now: float) -> dict[str, Any]:
+    """What a browser passes to `new RTCPeerConnection(...)`: STUN as configured, TURN
+    with ephemeral credentials for `user_id` (the secret itself never leaves)."""
+    servers = ice_servers(
+        settings.stun, settings.turn, settings.turn_secret, settings.turn_ttl, user_id, now
+    )
+    return {
+        "iceServers": [dict(server) for server in servers],
+        "iceTransportPolicy": "relay" if settings.relay_only else "all",
+    }

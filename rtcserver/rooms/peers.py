@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from . import protocol
+from .. import protocol
 
 if TYPE_CHECKING:
     from .registry import Registry

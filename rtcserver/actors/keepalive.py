@@ -9,7 +9,7 @@ Per actor it decides (`judge`, pure) from four clocks:
 - an unanswered ping older than `timeout` -> the client is gone (close 4001);
 - a message waiting in the mailbox for longer than `timeout` while no write is under
   way -> the writer is stuck (close 4000). A write in progress has its own deadline,
-  renewed by progress (handler._write); this catches a writer that never wrote;
+  renewed by progress (connection/writer.py, _write); this catches a writer that never wrote;
 - queued bytes over the soft limit for longer than its grace (backlog.py) -> the
   client does not keep up (close 4000).
 """
@@ -23,8 +23,8 @@ from typing import Protocol
 import attrs
 import trio
 
+from ..protocol import CloseCode
 from .actor import Actor
-from .protocol import CloseCode
 
 
 class Verdict(enum.Enum):

@@ -5,7 +5,7 @@ A client that asks (SESSION) gets a session id and a secret. When its socket is 
 here with a deadline instead of ending: it keeps its room, its name and its mailbox
 (still under the byte limits), and its peers hear PEERAWAY. A new socket presenting the
 secret (RESUME) within the grace adopts the actor; otherwise the permanent sweeper
-(handler.session_sweeper) ends it as a departure is ended today. A waiting session is
+(connection/resume.py's session_sweeper) ends it as a departure is ended today. A waiting session is
 state, not a task.
 
 Exactly once: every message the writer *takes* for a resumable client is numbered and
@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 import trio
 
 if TYPE_CHECKING:
-    from .actor import Actor
-    from .auth import Identity
+    from ..actors.actor import Actor
+    from ..security.auth import Identity
 
 # Compared against when the session id is unknown, so that the answer takes as long.
 _DUMMY_SECRET: Final = secrets.token_urlsafe(32).encode()
@@ -114,12 +114,18 @@ class Sessions:
     by_id: dict[str, Resumable] = attrs.field(factory=dict)
     away: dict[Actor, Resumable] = attrs.field(factory=dict)
 
+    @staticmethod
+    def of(actor: Actor) -> Resumable | None:
+        """The actor's session. `Actor.resumable` is typed by the small protocol the
+        actor layer needs (`Replay`); only `grant` sets it, always to a `Resumable`."""
+        return cast("Resumable | None", actor.resumable)
+
     def grant(
         self, actor: Actor, identity: Identity | None, replay_limit: int, *, asked: bool
     ) -> Resumable:
         """Make `actor` resumable, or give its session a fresh secret (the old one dies).
         `asked`: the client requested it (SESSION), rather than got it unasked."""
-        session = actor.resumable
+        session = self.of(actor)
         if session is None:
             session = Resumable(
                 id=secrets.token_urlsafe(12),
@@ -167,7 +173,7 @@ class Sessions:
 
     def end(self, actor: Actor) -> None:
         """The session (if any) is over for good. Idempotent."""
-        session = actor.resumable
+        session = self.of(actor)
         if session is None:
             return
         self.away.pop(actor, None)

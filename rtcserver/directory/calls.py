@@ -8,6 +8,9 @@ from an injected factory, and every decision comes back as a list of *effects* (
 `CreateRoom`, `CloseRoom`, `PresenceChanged`). The I/O shell carries them out in order.
 Because every change to call state happens here, you can read the whole life of a call on
 one screen and test it without a socket.
+
+Long because it is one table-driven state machine (with its effect types) that
+must be read whole to check a transition, as h11's `_state.py` is.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Final, TypeAlias, final
 
 import attrs
 
-from . import lookalike
+from ..security import lookalike
 
 # --- names -------------------------------------------------------------------------
 

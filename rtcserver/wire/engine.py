@@ -6,7 +6,7 @@ never touches a socket. This module owns the socket, and nothing else: it feeds 
 protocol what one `receive_some` read, hands back the complete messages, and writes
 whatever the protocol has queued as one `send_all`.
 
-There is no task in here. The connection actor (handler.py) reads on its own task
+There is no task in here. The connection actor (connection/lifecycle.py) reads on its own task
 and writes on one writer task; the one `WebSocket` object is shared by both, which
 is safe because every protocol call is synchronous (Trio switches only at awaits).
 Measured reason (docs/ARCHITECTURE.md): trio-websocket's reader task, channel, lock

@@ -20,7 +20,7 @@ from typing import Final
 
 import attrs
 
-from .config import Settings
+from ..settings import Settings
 
 log = logging.getLogger("rtcserver")
 

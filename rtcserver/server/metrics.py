@@ -11,15 +11,17 @@ process (the tests) never share figures.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final
+import collections
+from collections.abc import Iterator, Sized
+from typing import Any, Final, Protocol
 
 import attrs
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-if TYPE_CHECKING:
-    from .state import ServerState
+from ..actors.backlog import Budget
+from ..rooms.registry import Registry
+from ..security.auth import Gatekeeper
 
 # The classic text format (what `generate_latest` writes), which every scraper reads.
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -40,6 +42,48 @@ LATENCY_BUCKETS: Final = (
     1.0,
     2.5,
 )
+
+
+class ObservedBus(Protocol):
+    @property
+    def backlog(self) -> int: ...
+
+
+class ObservedCluster(Protocol):
+    @property
+    def available(self) -> bool: ...
+
+    @property
+    def bus(self) -> ObservedBus: ...
+
+
+class Observed(Protocol):
+    """What a scrape reads of the server (`server.state.ServerState`, which holds these
+    metrics: a protocol here keeps the two modules from importing each other)."""
+
+    @property
+    def actors(self) -> Sized: ...
+
+    @property
+    def connections(self) -> int: ...
+
+    @property
+    def counters(self) -> collections.Counter[str]: ...
+
+    @property
+    def registry(self) -> Registry[Any]: ...
+
+    @property
+    def budget(self) -> Budget: ...
+
+    @property
+    def throttled_seconds(self) -> float: ...
+
+    @property
+    def gatekeeper(self) -> Gatekeeper: ...
+
+    @property
+    def cluster(self) -> ObservedCluster | None: ...
 
 
 @attrs.define(eq=False)
@@ -71,7 +115,7 @@ class ServerMetrics:
             ),
         )
 
-    def attach(self, state: ServerState) -> None:
+    def attach(self, state: Observed) -> None:
         self.registry.register(_StateCollector(state))
 
     def render(self) -> bytes:
@@ -81,7 +125,7 @@ class ServerMetrics:
 class _StateCollector:
     """Reads the server's plain counters and sizes at scrape time."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: Observed) -> None:
         self.state = state
 
     def describe(self) -> list[Metric]:

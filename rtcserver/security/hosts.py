@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from .config import Settings
+from ..settings import Settings
 
 log = logging.getLogger("rtcserver")
 

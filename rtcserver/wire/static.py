@@ -7,7 +7,6 @@ a checkout alike, so `rtcserver` serves the page from any working directory.
 
 from __future__ import annotations
 
-import importlib.resources
 import mimetypes
 import posixpath
 from pathlib import Path
@@ -31,19 +30,6 @@ CONTENT_TYPES = {
     ".ogg": "audio/ogg",
     ".wav": "audio/wav",
 }
-
-
-def bundled_pages() -> Path:
-    """The directory of the pages that come with rtcserver.
-
-    Installed from a wheel they are package data, `rtcserver/www`. In a checkout
-    (an editable install, `tools/serve.sh`) they are `www/` beside the package, where
-    the wheel takes them from.
-    """
-    packaged = importlib.resources.files("rtcserver") / "www"
-    if isinstance(packaged, Path) and packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "www"
 
 
 def content_type(path: Path) -> str:

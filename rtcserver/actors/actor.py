@@ -12,22 +12,36 @@ receiver is gone.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 import attrs
 import trio
 
+from ..protocol import CloseCode
 from .backlog import Budget, Limits
 from .mailbox import Mailbox
-from .presence import Subscriber
-from .protocol import CloseCode
-
-if TYPE_CHECKING:
-    from .sessions import Resumable
 
 _ids: Final = itertools.count(1)
 # Seconds a frame already being written may take to finish once the actor is kicked.
 KICK_GRACE: Final = 1.0
+
+
+class Replay(Protocol):
+    """What the actor's session (`rooms.sessions.Resumable`) does with what is written:
+    keeps it, numbered, until a resume says it arrived. Defined here, where it is used,
+    so this layer needs nothing of the rooms above it."""
+
+    @property
+    def asked(self) -> bool: ...
+
+    def record(self, batch: list[bytes]) -> None: ...
+
+
+class News(Protocol):
+    """A logged-in user's directory subscription (`directory.presence.Subscriber`): what
+    the writer sends after the mail, if the directory changed."""
+
+    def take(self) -> list[bytes]: ...
 
 
 def next_actor_id() -> int:
@@ -58,15 +72,15 @@ class Actor:
     ping_sent: float | None = attrs.field(init=False, default=None)
     ping_due: bool = attrs.field(init=False, default=False)
     frame_cut: bool = attrs.field(init=False, default=False)
-    # The directory subscription (presence.py) of a logged-in user: its news is taken
+    # The directory subscription (directory/presence.py) of a logged-in user: its news is taken
     # when the writer writes, behind the mailbox, so calls never wait behind presence.
-    presence: Subscriber | None = attrs.field(init=False, default=None)
+    presence: News | None = attrs.field(init=False, default=None)
     # Bytes the writer took from the mailbox and has not finished writing.
     writing: int = attrs.field(init=False, default=0)
     # Since when the queued bytes have been over the soft limit (None: they are not).
     over_soft_since: float | None = attrs.field(init=False, default=None)
-    # The client's session (sessions.py), from the answer to its first message on.
-    resumable: Resumable | None = attrs.field(init=False, default=None)
+    # The client's session (rooms/sessions.py), from the answer to its first message on.
+    resumable: Replay | None = attrs.field(init=False, default=None)
 
     def __repr__(self) -> str:
         return f"<Actor {self.id} {self.address}>"

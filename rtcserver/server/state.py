@@ -16,22 +16,23 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from .actor import Actor, next_actor_id
-from .auth import Gatekeeper
-from .backlog import Budget, Limits
-from .calls import Switchboard
-from .config import Settings
-from .expiry import Expiries
-from .hosts import HostAllowList
-from .limits import AddressCounts
+from ..actors.actor import Actor, next_actor_id
+from ..actors.backlog import Budget, Limits
+from ..directory.calls import Switchboard
+from ..directory.presence import Directory
+from ..rooms.peers import Peer
+from ..rooms.registry import Registry
+from ..rooms.sessions import Sessions
+from ..security.auth import Gatekeeper
+from ..security.expiry import Expiries
+from ..security.hosts import HostAllowList
+from ..security.limits import AddressCounts
+from ..settings import Settings
 from .metrics import ServerMetrics
-from .presence import Directory
-from .registry import Registry
-from .rooms import Peer
-from .sessions import Sessions
 
 if TYPE_CHECKING:
-    from .cluster.node import Cluster
+    from ..cluster.names import Names
+    from ..cluster.node import Cluster
 
 
 @attrs.define(eq=False)
@@ -82,6 +83,11 @@ class ServerState:
         # A parked session's mail counts against the budget too.
         return itertools.chain(self.actors, self.sessions.away_actors())
 
+    @property
+    def names(self) -> Names | None:
+        """Who decides about names and calls: the cluster's leader, or (None) this node."""
+        return None if self.cluster is None else self.cluster.names
+
     def new_actor(self, address: str) -> Actor:
         """The actor for a connection that has just been upgraded."""
         return Actor(id=next_actor_id(), address=address, limits=self.limits, budget=self.budget)
@@ -114,7 +120,7 @@ class ServerState:
             ),
         )
         if settings.redis:
-            from .cluster.node import Cluster  # imports coredis: only in cluster mode
+            from ..cluster.node import Cluster  # imports coredis: only in cluster mode
 
             state.cluster = Cluster(state)
             state.registry = state.cluster.mirror
