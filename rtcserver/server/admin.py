@@ -171,7 +171,9 @@ def answer(
     if not authorized(token, authorization):
         counters["refused:admin-token"] = counters.get("refused:admin-token", 0) + 1
         log.info("event=refused status=401 path=%s", logsafe.clean(path[:100]))
-        return _error(401, "the admin API needs its bearer token", tls, (("WWW-Authenticate", "Bearer"),))
+        return _error(
+            401, "the admin API needs its bearer token", tls, (("WWW-Authenticate", "Bearer"),)
+        )
     if not path.startswith(PREFIX):
         return _error(404, f"no such endpoint: {path[:100]}", tls)
     query = dict(part.partition("=")[::2] for part in query_text.split("&") if part)
