@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import orjson
+import pytest
 
 from tests.conftest import StartServer
 from tests.support.client import make_pair
 from tests.test_http import body_of, get, http_exchange, status_of
+from tests.test_resume import call
 
 TOKEN = "a" * 32
 AUTH = f"Authorization: Bearer {TOKEN}\r\n"
@@ -86,3 +89,31 @@ async def test_bad_paths_methods_and_parameters(start_server: StartServer) -> No
     assert (await api(port, "/api/v1/rooms/12/members/z", "DELETE"))[0] == 404
     status, body = await api(port, "/api/v1/rooms?limit=0")
     assert status == 400 and isinstance(body, dict) and "limit" in body["error"]
+
+
+async def test_removal_cannot_be_undone_by_resume(start_server: StartServer) -> None:
+    server = await start_server(admin_token=TOKEN, resume_grace=30.0)
+    async with call(server) as (a, b, room):
+        _, one = await api(server.port, f"/api/v1/rooms/{room}")
+        assert isinstance(one, dict)
+        creator_id = one["members"][0]["id"]
+        status, _ = await api(server.port, f"/api/v1/rooms/{room}/members/{creator_id}", "DELETE")
+        assert status == 200
+        await b.expect("PEERLEFT")  # not PEERAWAY: the session did not wait
+        a2 = await a.resume_on(server.port)
+        assert (await a2.expect("ERROR"))["code"] == "resume-failed"
+        await a2.client.close()
+
+
+async def test_tokens_never_appear_in_logs(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = await start_server(admin_token=TOKEN)
+    wrong = "w" * 32
+    assert (await api(server.port, "/api/v1/rooms", auth=f"Authorization: Bearer {wrong}\r\n"))[
+        0
+    ] == 401
+    assert (await api(server.port, "/api/v1/rooms"))[0] == 200
+    assert "refused" in caplog.text
+    assert TOKEN not in caplog.text and wrong not in caplog.text
