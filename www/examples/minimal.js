@@ -19,6 +19,7 @@ try {
   room.addEventListener("message", (e) => $("log").append(`${e.detail.from}: ${e.detail.data}\n`));
   room.addEventListener("closed", (e) => $("status").append(` (ended: ${e.detail.reason})`));
   $("chat").addEventListener("submit", (e) => e.preventDefault() ?? room.send($("text").value));
+  $("leave").addEventListener("click", () => room.leave());
   $("status").textContent = `In room ${room.number}`;
 } catch (err) {
   $("status").textContent = `${err.name}: ${err.message}`;
