@@ -12,5 +12,5 @@ SDK = Path(__file__).resolve().parent.parent / "www" / "sdk" / "rtcserver.js"
 
 def test_sdk_version_is_the_package_version() -> None:
     match = re.search(r'^const VERSION = "([^"]+)";$', SDK.read_text(), re.MULTILINE)
-    assert match is not None, "www/sdk/rtcserver.js must define const VERSION = \"...\";"
+    assert match is not None, 'www/sdk/rtcserver.js must define const VERSION = "...";'
     assert match.group(1) == rtcserver.__version__
