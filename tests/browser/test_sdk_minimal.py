@@ -32,7 +32,7 @@ REMOTE_VIDEOS_PLAYING = """
 
 def link_of(page: CallPage) -> str:
     handle = page.page.wait_for_function(
-        "() => { const h = document.getElementById('link').href; return h.includes('room=') && h; }",
+        "() => { const h = document.getElementById('link').href; return h.includes('room=') && h }",
         timeout=UI_MS,
         polling=POLL_MS,
     )
