@@ -212,7 +212,8 @@ async def presence_publisher(state: PhoneHost) -> None:
     directory = state.presence
     last = -float("inf")
     while True:
-        await state.presence_event().wait()
+        while not directory.pending:  # a change made before we looked is not lost
+            await state.presence_event().wait()
         interval = max(settings.presence_interval, directory.subscribers / settings.presence_rate)
         await trio.sleep_until(last + interval)
         last = trio.current_time()
