@@ -8,6 +8,7 @@ registry, and which `shutdown()` drains: stop accepting, close every WebSocket w
 
 from __future__ import annotations
 
+import gc
 import logging
 import ssl
 
@@ -16,7 +17,7 @@ import trio
 
 from .actors.keepalive import keepalive
 from .actors.supervisor import Supervisor
-from .connection.frontdoor import handle_connection
+from .connection.frontdoor import handle_connection, slow_head_sweeper
 from .connection.resume import session_sweeper
 from .directory.phone import presence_publisher, ring_timer
 from .protocol import CloseCode
@@ -118,6 +119,7 @@ async def serve(
             )
             nursery.start_soon(supervisor.permanent, "token-expiry", expiry_timer, state)
             nursery.start_soon(supervisor.permanent, "sessions", session_sweeper, state)
+            nursery.start_soon(supervisor.permanent, "slow-heads", slow_head_sweeper, state)
             task_status.started(server)
     finally:
         # Also after an escalation: the port must not stay bound to a dead server.
@@ -171,6 +173,12 @@ async def main(settings: Settings) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(serve, settings)
+            # The collector's pauses are relay latency (--gc-freeze, --gc-thresholds).
+            if settings.gc_thresholds:
+                gc.set_threshold(*(int(value) for value in settings.gc_thresholds))
+            if settings.gc_freeze:  # start-up's objects live as long as the process
+                gc.collect()
+                gc.freeze()
             print(f"rtcserver listening on {display_url(server)}", flush=True)
 
             async def on_signal() -> None:

@@ -140,6 +140,8 @@ def validate(settings: Settings) -> str | None:
         "keepalive_interval",
         "keepalive_timeout",
         "handshake_timeout",
+        "slow_head_grace",
+        "silent_head_grace",
         "drain_timeout",
         "ring_timeout",
         "redis_timeout",
@@ -148,6 +150,10 @@ def validate(settings: Settings) -> str | None:
     ):
         if getattr(settings, name) <= 0:
             return f"{name} must be positive"
+    if len(settings.gc_thresholds) > 3 or not all(
+        value.isdigit() for value in settings.gc_thresholds
+    ):
+        return "gc_thresholds must be 1 to 3 counts >= 0, like 50000,20,20"
     if settings.presence_interval < 0:
         return "presence_interval must be >= 0"
     if settings.lease_ttl < 0.3:

@@ -122,8 +122,33 @@ class Settings:
     )
     max_handshakes_per_address: int = _opt(
         256,
-        "connections from one peer address still sending their request head; the excess is "
-        "refused at once with HTTP 503 (not applied with --trust-proxy: the proxy reads heads)",
+        "slow request heads from one peer address: connections still sending their head "
+        "slow_head_grace seconds after their accept; a head that turns slow past this gets "
+        "HTTP 503 then, while heads that complete promptly are never counted (not applied "
+        "with --trust-proxy: the proxy reads heads)",
+    )
+    slow_head_grace: float = _opt(
+        1.0,
+        "seconds a request head may take before it counts against "
+        "max_handshakes_per_address (a head sent at once arrives in one round trip); "
+        "longer while its bytes wait for a busy server",
+    )
+    silent_head_grace: float = _opt(
+        5.0,
+        "seconds a connection that has sent nothing yet may wait before it counts against "
+        "max_handshakes_per_address (a client busy opening many sockets sends each head "
+        "late, but whole)",
+    )
+    gc_freeze: bool = _opt(
+        True,
+        "after start-up, move every object that exists into the garbage collector's "
+        "permanent generation (gc.freeze): full collections no longer scan the modules, "
+        "so their pauses are shorter (python -m rtcserver only)",
+    )
+    gc_thresholds: tuple[str, ...] = _tuple_opt(
+        (),
+        "the garbage collector's thresholds (gc.set_threshold: 1 to 3 counts, e.g. "
+        "50000,20,20); empty: Python's own (python -m rtcserver only)",
     )
     rate_limit: float = _opt(
         500.0,

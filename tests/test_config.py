@@ -65,6 +65,9 @@ def test_every_setting_has_a_flag_an_env_var_and_help() -> None:
         ["--log-level", "loud"],
         ["--mailbox-soft-limit", "20000000", "--mailbox-hard-limit", "10000000"],
         ["--queue-budget", "1000", "--mailbox-hard-limit", "100000"],
+        ["--slow-head-grace", "0"],
+        ["--gc-thresholds", "lots"],
+        ["--gc-thresholds", "1,2,3,4"],
     ],
 )
 def test_bad_values_are_refused_with_a_message(argv: list[str]) -> None:

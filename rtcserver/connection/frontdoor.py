@@ -1,20 +1,23 @@
 """The front door: one port for the page, the health check and the signaling socket.
 
 Every accepted TCP connection comes here. The request head is read with a deadline
-(`wire.http`: slowloris gets nothing); refusals that need the server's state (capacity,
-per-address limits, Host, Origin, token) are decided here and answered with their
-status; a WebSocket upgrade goes to the engine and then to the connection's actor
+(`wire.http`: slowloris gets nothing), and a head still pending after a short grace
+counts against its address (`limits.SlowHeads`, promoted by `slow_head_sweeper`);
+refusals that need the server's state (capacity, per-address limits, Host, Origin,
+token) are decided here, answered with their status, and counted and logged
+(`state.refusals`); a WebSocket upgrade goes to the engine and then to the connection's actor
 (`lifecycle.run_actor`); anything else is a small HTTP/1.1 exchange, answered and
 closed: /healthz, /metrics, /config.json and the static pages.
 """
 
 from __future__ import annotations
 
-import contextlib
+import array
 import errno
+import fcntl
 import hmac
-import logging
 import secrets
+import termios
 import time
 
 import attrs
@@ -24,6 +27,7 @@ import trio
 
 from ..actors.actor import Actor
 from ..security.auth import ANONYMOUS, AuthFailed, Identity, address_host, origin_allowed
+from ..security.limits import Progress
 from ..security.turn import ice_config
 from ..server import admin, metrics
 from ..server.state import ServerState
@@ -45,8 +49,6 @@ from ..wire.http import (
 )
 from .lifecycle import run_actor
 
-log = logging.getLogger("rtcserver.http")
-
 
 async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None:
     """Everything that happens on one accepted TCP connection."""
@@ -56,34 +58,28 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
     deadline = trio.current_time() + settings.handshake_timeout
     try:
         peer_host = address_host(peer_address(stream))
-        refusal = early_refusal(state, peer_host)
+        # Answered at once, before the head is read: waiting for it is what a flood wants.
+        refusal = capacity_refusal(state, peer_host)
         if refusal is not None:
             await send_and_close(stream, refusal)
             return
-        with contextlib.ExitStack() as holding:
-            if not settings.trust_proxy:  # behind a proxy, every client has its address
-                holding.enter_context(
-                    state.per_address.hold(state.per_address.handshaking, peer_host)
-                )
-            with state.handshaking(deadline) as head_deadline:
-                try:
-                    head = await read_head(stream)
-                except BadRequest as bad:
-                    await send_and_linger(stream, text_response(bad.status, bad.reason))
-                    return
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
-        del holding  # held for the connection's life otherwise (a deque: most of a KB)
-        if head_deadline.cancelled_caught:
-            if state.shutting_down:
-                await send_and_linger(stream, text_response(503, "server is shutting down"))
-            else:
-                await send_and_linger(
-                    stream,
-                    text_response(
-                        408, f"request head not received within {settings.handshake_timeout:g}s"
-                    ),
-                )
+        heard = HeardStream(stream)
+        with (
+            state.handshaking(deadline) as head_deadline,
+            state.pending_head(peer_host, head_deadline, heard.progress) as pending,
+        ):
+            try:
+                head = await read_head(heard)
+            except BadRequest as bad:
+                refuse(state, peer_host, bad.status, "bad-request")
+                await send_and_linger(stream, text_response(bad.status, bad.reason))
+                return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+        timed_out, slow = head_deadline.cancelled_caught, pending is not None and pending.refused
+        del head_deadline, pending, heard  # held for the connection's life otherwise
+        if timed_out:
+            await send_and_linger(stream, unfinished_head_refusal(state, peer_host, slow))
             return
         if head is None:
             return
@@ -94,8 +90,9 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
             return
         address = address_host(client_address(stream, request, settings.trust_proxy))
         if state.per_address.open[address] >= settings.max_connections_per_address:
-            state.counters["refused:max-connections-per-address"] += 1
-            await send_and_linger(stream, too_many(settings.max_connections_per_address, "address"))
+            limit = settings.max_connections_per_address
+            refuse(state, address, 503, "max-connections-per-address", f"limit={limit}")
+            await send_and_linger(stream, too_many(limit, "address"))
             return
         with state.per_address.hold(state.per_address.open, address):
             if is_websocket_upgrade(request):
@@ -112,13 +109,19 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
         await trio.aclose_forcefully(stream)
 
 
-def capacity_refusal(state: ServerState) -> bytes | None:
+def refuse(state: ServerState, address: str, status: int, cause: str, detail: str = "") -> None:
+    """Count and (at most once a second per address) log a refusal: `refusals.py`."""
+    state.refusals.refuse(trio.current_time(), address, status, cause, detail)
+
+
+def capacity_refusal(state: ServerState, address: str) -> bytes | None:
     """503 while shutting down or over max_connections, else None."""
     settings = state.settings
     if state.shutting_down:
+        refuse(state, address, 503, "shutting-down")
         return text_response(503, "server is shutting down")
     if state.connections > settings.max_connections:
-        state.counters["refused:max-connections"] += 1
+        refuse(state, address, 503, "max-connections", f"limit={settings.max_connections}")
         return text_response(
             503,
             f"too many connections (limit {settings.max_connections})",
@@ -127,37 +130,85 @@ def capacity_refusal(state: ServerState) -> bytes | None:
     return None
 
 
-def early_refusal(state: ServerState, peer_host: str) -> bytes | None:
-    """The answer to a connection refused before its head is read, or None. Such a
-    connection is answered at once: waiting for its head is what a flood wants."""
+class HeardStream(trio.abc.Stream):
+    """The client's stream while its head is read, noting whether a byte came: how a
+    head stands when its grace ends (`limits.Progress`) is the slow-head rule's input."""
+
+    __slots__ = ("heard", "stream")
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.heard = False
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.stream.receive_some(max_bytes)
+        self.heard = self.heard or bool(data)
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    def progress(self) -> Progress:
+        if has_unread(self.stream):
+            return Progress.UNREAD
+        return Progress.STALLED if self.heard else Progress.SILENT
+
+
+def has_unread(stream: trio.abc.Stream) -> bool:
+    """Whether the kernel holds bytes from the client that the server has not read yet
+    (FIONREAD on the TCP socket, under TLS too). False when it cannot tell."""
+    while not isinstance(stream, trio.SocketStream):
+        inner = getattr(stream, "transport_stream", None)
+        if not isinstance(inner, trio.abc.Stream):
+            return False
+        stream = inner
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(stream.socket.fileno(), termios.FIONREAD, count, True)
+    except OSError:
+        return False
+    return count[0] > 0
+
+
+def status_of(answer: bytes) -> int:
+    """The status code of an HTTP response (`HTTP/1.1 426 ...`)."""
+    return int(answer.split(b" ", 2)[1])
+
+
+def unfinished_head_refusal(state: ServerState, address: str, slow: bool) -> bytes:
+    """The answer to a head cut short: its address had no place for another slow head
+    (503), shutdown began (503), or the handshake timeout ended (408)."""
     settings = state.settings
-    refusal = capacity_refusal(state)
-    if refusal is not None:
-        return refusal
-    if (
-        not settings.trust_proxy
-        and state.per_address.handshaking[peer_host] >= settings.max_handshakes_per_address
-    ):
-        state.counters["refused:max-handshakes-per-address"] += 1
-        return too_many(settings.max_handshakes_per_address, "address still sending its request")
-    return None
+    if slow:
+        limit = settings.max_handshakes_per_address
+        grace = f"grace={settings.slow_head_grace:g}s"
+        refuse(state, address, 503, "max-handshakes-per-address", f"limit={limit} {grace}")
+        return too_many(limit, "address still sending its request")
+    if state.shutting_down:
+        refuse(state, address, 503, "shutting-down")
+        return text_response(503, "server is shutting down")
+    timeout = settings.handshake_timeout
+    refuse(state, address, 408, "handshake-timeout", f"timeout={timeout:g}s")
+    return text_response(408, f"request head not received within {timeout:g}s")
 
 
 def head_refusal(state: ServerState, stream: trio.abc.Stream, request: h11.Request) -> bytes | None:
     """The answer to a request refused on its head alone (shutdown, the connection
     limit, an unknown Host), or None."""
     settings = state.settings
-    refusal = capacity_refusal(state)
+    address = address_host(client_address(stream, request, settings.trust_proxy))
+    refusal = capacity_refusal(state, address)
     if refusal is not None:
         return refusal
     host = header(request, b"host")
     if not state.hosts.allows(host):
-        state.counters["refused:host"] += 1
-        log.info(
-            "addr=%s event=refused status=421 host=%s",
-            client_address(stream, request, settings.trust_proxy),
-            logsafe.clean(host),
-        )
+        refuse(state, address, 421, "host", f"host={logsafe.clean(host)}")
         return text_response(421, "unknown host: see --allowed-hosts")
     return None
 
@@ -173,12 +224,12 @@ async def open_websocket(
     Returns what the actor needs, or None once the refusal has been sent."""
     settings = state.settings
     address = client_address(stream, request, settings.trust_proxy)
+    host = address_host(address)
     origin = header(request, b"origin")
     if not origin_allowed(
         origin, header(request, b"host"), settings.allowed_origins, settings.require_origin
     ):
-        state.counters["refused:origin"] += 1
-        log.info("addr=%s event=refused status=403 origin=%s", address, logsafe.clean(origin))
+        refuse(state, host, 403, "origin", f"origin={logsafe.clean(origin)}")
         await send_and_linger(stream, text_response(403, "origin not allowed"))
         return None
     identity: Identity | None = ANONYMOUS
@@ -189,15 +240,14 @@ async def open_websocket(
             try:
                 identity = state.gatekeeper.check_token(token)
             except AuthFailed as failure:
-                state.counters[f"refused:{failure.code}"] += 1
-                log.info("addr=%s event=refused status=401 code=%s", address, failure.code)
+                refuse(state, host, 401, failure.code)
                 await send_and_linger(
                     stream, text_response(401, f"{failure.code}: {failure.message}")
                 )
                 return None
     refusal = websocket_refusal(request)
     if refusal is not None:
-        state.counters["refused:bad-upgrade"] += 1
+        refuse(state, host, status_of(refusal), "bad-upgrade")
         await send_and_linger(stream, refusal)
         return None
     ws: engine.WebSocket | None = None
@@ -205,7 +255,7 @@ async def open_websocket(
         try:
             ws = await engine.accept(stream, raw, settings.max_message_size)
         except engine.UnreadableUpgrade as unreadable:
-            state.counters["refused:bad-upgrade"] += 1
+            refuse(state, host, 400, "bad-upgrade")
             await send_and_linger(
                 stream, text_response(400, f"malformed WebSocket upgrade: {unreadable}")
             )
@@ -293,3 +343,17 @@ def client_config(state: ServerState) -> dict[str, object]:
         config = ice_config(attrs.evolve(settings, turn=()), "-", time.time())
     config["auth"] = settings.auth_mode
     return config
+
+
+async def slow_head_sweeper(state: ServerState) -> None:
+    """One task for all pending heads: when a head's grace ends, it becomes slow, and
+    if its address has no place left it is refused (its wait for the head is cancelled;
+    `unfinished_head_refusal` answers it). Sleeps while no head is pending."""
+    heads = state.slow_heads
+    while True:
+        await state.wait_for_head()
+        due = heads.next_due()
+        if due is not None:
+            await trio.sleep_until(due)
+        for head in heads.promote(trio.current_time()):
+            head.refuse()

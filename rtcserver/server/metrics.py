@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from ..actors.backlog import Budget
 from ..rooms.registry import Registry
 from ..security.auth import Gatekeeper
+from ..security.limits import SlowHeads
 
 # The classic text format (what `generate_latest` writes), which every scraper reads.
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -83,6 +84,9 @@ class Observed(Protocol):
     def gatekeeper(self) -> Gatekeeper: ...
 
     @property
+    def slow_heads(self) -> SlowHeads: ...
+
+    @property
     def cluster(self) -> ObservedCluster | None: ...
 
 
@@ -141,6 +145,18 @@ class _StateCollector:
             "open TCP connections (HTTP and WebSocket)",
             state.connections,
         )
+        heads = state.slow_heads
+        pending = GaugeMetricFamily(
+            "rtcserver_pending_heads",
+            "connections sending their request head, by state (young: within "
+            "slow_head_grace, or waiting for a busy server; silent: nothing sent yet, within "
+            "silent_head_grace; slow: past them, counted against their address)",
+            labels=["state"],
+        )
+        pending.add_metric(["young"], heads.young)
+        pending.add_metric(["silent"], heads.silent)
+        pending.add_metric(["slow"], heads.slow.total())
+        yield pending
         yield _gauge(
             "rtcserver_rooms",
             "rooms with a member on this node (in cluster mode: seen from here)",

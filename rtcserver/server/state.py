@@ -9,8 +9,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import attrs
@@ -26,7 +27,8 @@ from ..rooms.sessions import Sessions
 from ..security.auth import Gatekeeper
 from ..security.expiry import Expiries
 from ..security.hosts import HostAllowList
-from ..security.limits import AddressCounts
+from ..security.limits import AddressCounts, PendingHead, Progress, SlowHeads
+from ..security.refusals import RefusalLog
 from ..settings import Settings
 from .metrics import ServerMetrics
 
@@ -63,6 +65,13 @@ class ServerState:
     # Token-authenticated actors and when their tokens expire (expiry.py).
     expiries: Expiries = attrs.field(factory=Expiries)
     per_address: AddressCounts = attrs.field(factory=AddressCounts)
+    # Request heads still pending, and the slow ones per address (limits.py); made in
+    # `create`. Set when a head arrives while none was pending: the sweeper waits on it.
+    slow_heads: SlowHeads = attrs.field(init=False)
+    _head_arrived: trio.Event = attrs.field(factory=trio.Event)
+    # Every front-door refusal goes through it: counted, logged at most once a second
+    # per address (refusals.py).
+    refusals: RefusalLog = attrs.field(init=False)
     hosts: HostAllowList = attrs.field(factory=lambda: HostAllowList(names=frozenset()))
     # Bytes waiting for clients, server-wide (backlog.py); made in `create`.
     budget: Budget = attrs.field(init=False)
@@ -78,6 +87,12 @@ class ServerState:
             soft_seconds=settings.mailbox_soft_seconds,
         )
         self.budget = Budget(limit=settings.queue_budget, holders=self._holders)
+        self.slow_heads = SlowHeads(
+            limit=settings.max_handshakes_per_address,
+            grace=settings.slow_head_grace,
+            silent_grace=settings.silent_head_grace,
+        )
+        self.refusals = RefusalLog(self.counters, logging.getLogger("rtcserver.http"))
 
     def _holders(self) -> itertools.chain[Actor]:
         # A parked session's mail counts against the budget too.
@@ -139,6 +154,35 @@ class ServerState:
                 yield scope
             finally:
                 self._handshakes.discard(scope)
+
+    @contextlib.contextmanager
+    def pending_head(
+        self, address: str, scope: trio.CancelScope, progress: Callable[[], Progress]
+    ) -> Iterator[PendingHead | None]:
+        """Track a connection's request head against its peer address while it is read;
+        if the head turns slow when the address has no place left, `scope` is cancelled
+        and the head is marked `refused`. `progress` says how the head stands when
+        its grace ends (limits.SlowHeads). None with `--trust-proxy` (the proxy reads
+        heads, and every client shares its address)."""
+        if self.settings.trust_proxy:
+            yield None
+            return
+        heads = self.slow_heads
+        if not heads.young and not heads.silent:
+            self._head_arrived.set()
+        head = heads.arrive(address, trio.current_time(), scope.cancel, progress)
+        try:
+            yield head
+        finally:
+            heads.leave(head)
+
+    async def wait_for_head(self) -> None:
+        """Return when a head is young or silent (at once if one is)."""
+        if self.slow_heads.young or self.slow_heads.silent:
+            return
+        if self._head_arrived.is_set():
+            self._head_arrived = trio.Event()
+        await self._head_arrived.wait()
 
     def stop_handshakes(self) -> None:
         for scope in list(self._handshakes):

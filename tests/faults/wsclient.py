@@ -89,6 +89,10 @@ class WsClient:
 
     async def handshake(self, path: str = "/ws") -> None:
         await self.send_raw(self.ws.send(Request(host=HOST, target=path)))
+        await self.finish_handshake()
+
+    async def finish_handshake(self) -> None:
+        """Read the answer to an upgrade request already sent (`ws.send(Request(...))`)."""
         while True:
             events = await self._pump_once()
             for event in events:
