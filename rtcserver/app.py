@@ -8,7 +8,6 @@ registry, and which `shutdown()` drains: stop accepting, close every WebSocket w
 
 from __future__ import annotations
 
-import gc
 import logging
 import ssl
 
@@ -23,6 +22,7 @@ from .directory.phone import presence_publisher, ring_timer
 from .protocol import CloseCode
 from .security import limits
 from .security.expiry import expiry_timer
+from .server import collector
 from .server.state import ServerState
 from .settings import Settings
 
@@ -173,12 +173,7 @@ async def main(settings: Settings) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             server: Server = await nursery.start(serve, settings)
-            # The collector's pauses are relay latency (--gc-freeze, --gc-thresholds).
-            if settings.gc_thresholds:
-                gc.set_threshold(*(int(value) for value in settings.gc_thresholds))
-            if settings.gc_freeze:  # start-up's objects live as long as the process
-                gc.collect()
-                gc.freeze()
+            collector.tune(settings, server.state.metrics)  # after start-up: what lives
             print(f"rtcserver listening on {display_url(server)}", flush=True)
 
             async def on_signal() -> None:

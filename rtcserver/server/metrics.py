@@ -12,6 +12,7 @@ process (the tests) never share figures.
 from __future__ import annotations
 
 import collections
+import gc
 from collections.abc import Iterator, Sized
 from typing import Any, Final, Protocol
 
@@ -157,6 +158,19 @@ class _StateCollector:
         pending.add_metric(["silent"], heads.silent)
         pending.add_metric(["slow"], heads.slow.total())
         yield pending
+        yield _gauge(
+            "rtcserver_gc_frozen_objects",
+            "objects in the garbage collector's permanent generation (--gc-freeze)",
+            gc.get_freeze_count(),
+        )
+        thresholds = GaugeMetricFamily(
+            "rtcserver_gc_threshold",
+            "the garbage collector's thresholds, by generation (--gc-thresholds)",
+            labels=["generation"],
+        )
+        for generation, threshold in enumerate(gc.get_threshold()):
+            thresholds.add_metric([str(generation)], threshold)
+        yield thresholds
         yield _gauge(
             "rtcserver_rooms",
             "rooms with a member on this node (in cluster mode: seen from here)",
