@@ -155,9 +155,9 @@ async def test_slowloris_from_one_address_is_bounded_while_a_flash_crowd_is_serv
     answers: list[tuple[int, float]] = []  # (status, seconds after connecting)
 
     async def slow_head(port: int) -> None:
+        started = time.monotonic()  # before the connect: the server's clock starts later
         stream = await open_from("127.0.0.2", port)
         async with stream:
-            started = time.monotonic()
             await stream.send_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")  # never ended
             response = b""
             while chunk := await stream.receive_some(65536):
@@ -190,7 +190,7 @@ async def test_slowloris_from_one_address_is_bounded_while_a_flash_crowd_is_serv
     statuses = sorted(status for status, _ in answers)
     assert statuses == [408] * limit + [503] * (SLOWLORIS - limit)
     # The held ones were cut by the handshake timeout, not before it.
-    assert all(seconds >= timeout - 0.5 for status, seconds in answers if status == 408)
+    assert all(seconds >= timeout for status, seconds in answers if status == 408)
     assert sample(metrics, "rtcserver_refused_total", 'reason="handshake-timeout"') == limit
     assert sample(metrics, "rtcserver_pending_heads", 'state="slow"') == 0
     lines = [line for line in log.splitlines() if "addr=127.0.0.2 event=refused" in line]
