@@ -12,7 +12,9 @@ import logging
 from collections.abc import Callable
 
 import pytest
+import trio
 
+from rtcserver.connection.frontdoor import HeardStream
 from rtcserver.security.limits import PendingHead, Progress, SlowHeads
 from rtcserver.security.refusals import RefusalLog
 
@@ -166,3 +168,15 @@ def test_a_flood_from_many_addresses_writes_a_bounded_number_of_lines(addresses:
     assert len(lines) == min(addresses, 11)  # ten addresses, then one line for the rest
     if addresses > 10:
         assert lines[-1].startswith("addr=* event=refused")
+
+
+async def test_the_front_door_tells_silent_unread_and_stalled_heads_apart() -> None:
+    """`HeardStream.progress` on a real socket pair: what the sweeper asks at the grace."""
+    ours, theirs = trio.socket.socketpair()
+    async with trio.SocketStream(ours) as server_side, trio.SocketStream(theirs) as client:
+        heard = HeardStream(server_side)
+        assert heard.progress() is Progress.SILENT
+        await client.send_all(b"GET / HTTP/1.1\r\n")
+        assert heard.progress() is Progress.UNREAD  # a socket pair's kernel has it at once
+        assert await heard.receive_some(8192) == b"GET / HTTP/1.1\r\n"
+        assert heard.progress() is Progress.STALLED

@@ -5,11 +5,11 @@ One address must not be able to fill the server with heads it never finishes
 still sending their request head `slow_head_grace` seconds after they were accepted
 (`SlowHeads` says when a busy server or a silent client gets longer). A head that
 completes promptly never counts, so a flash crowd from one NAT (a class opening a
-link at 9:00, a load test) is served whole; and
-`max_connections_per_address` connections may be open at once. The address is the TCP
-peer's; with `--trust-proxy`, the open-connection limit counts the X-Forwarded-For
-address instead, once the head is read, and the head limit is left to the proxy (it
-reads heads before it forwards them, and every client shares its address here).
+link at 9:00, a load test) is served whole. And `max_connections_per_address`
+connections may be open at once. The address is the TCP peer's; with `--trust-proxy`,
+the open-connection limit counts the X-Forwarded-For address instead, once the head is
+read, and the head limit is left to the proxy (it reads heads before it forwards them,
+and every client shares its address here).
 The defaults leave room for an office of hundreds of people behind one NAT.
 """
 
