@@ -13,12 +13,14 @@ import contextlib
 import re
 import resource
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import trio
 from wsproto.events import Request
 
 from rtcserver.settings import Settings
+from tests.faults.conftest import raise_nofile
 from tests.faults.wsclient import HandshakeRefused, WsClient
 from tests.support.process import ServerProcess, running_server
 from tests.support.waiting import eventually
@@ -34,11 +36,7 @@ DEFAULTS = Settings()
 
 def raise_open_files(needed: int) -> None:
     """This process holds every client socket: lift the soft limit toward the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft = raise_nofile(needed)
     assert soft == resource.RLIM_INFINITY or soft >= needed, f"open-files limit {soft} < {needed}"
 
 
@@ -49,7 +47,9 @@ async def drain_output(server: ServerProcess) -> None:
 
 
 async def scrape(port: int) -> str:
-    response = await http_exchange(port, b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    # Generous: right after a crowd the server is busy closing a thousand sockets.
+    request = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    response = await http_exchange(port, request, timeout=30)
     assert status_of(response) == 200
     return response.split(b"\r\n\r\n", 1)[1].decode()
 
@@ -169,6 +169,7 @@ async def test_slowloris_from_one_address_is_bounded_while_a_flash_crowd_is_serv
 
     with default_server() as server, trio.fail_after(BOUND):
         port = server.port
+        began = time.monotonic()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(drain_output, server)
             async with trio.open_nursery() as loris:
@@ -190,8 +191,9 @@ async def test_slowloris_from_one_address_is_bounded_while_a_flash_crowd_is_serv
             metrics = await scrape(port)
             nursery.cancel_scope.cancel()
         log = server.read_output(timeout=0.5).decode(errors="replace")
+        seconds = time.monotonic() - began
     statuses = sorted(status for status, _ in answers)
-    assert statuses == [408] * limit + [503] * (SLOWLORIS - limit)
+    assert statuses == [408] * limit + [503] * (SLOWLORIS - limit), Counter(statuses)
     # The held ones were cut by the handshake timeout, not before it.
     assert all(seconds >= timeout for status, seconds in answers if status == 408)
     assert sample(metrics, "rtcserver_refused_total", 'reason="handshake-timeout"') == limit
@@ -199,4 +201,8 @@ async def test_slowloris_from_one_address_is_bounded_while_a_flash_crowd_is_serv
     lines = [line for line in log.splitlines() if "addr=127.0.0.2 event=refused" in line]
     assert any("cause=max-handshakes-per-address" in line for line in lines), log[-2000:]
     assert any("cause=handshake-timeout" in line for line in lines), log[-2000:]
-    assert len(lines) <= 20, lines  # one line a second per address, not one per refusal
+    # One line a second for the address, and one saying how many that second suppressed:
+    # a few dozen at most for its 500 refusals.
+    refusal_lines = [line for line in lines if " status=" in line]
+    assert len(refusal_lines) <= seconds + 1, lines
+    assert len(lines) - len(refusal_lines) <= seconds + 1, lines
