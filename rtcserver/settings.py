@@ -137,6 +137,12 @@ class Settings:
     max_room_capacity: int = _opt(
         8, 'the largest capacity a room\'s creator may ask for (GETROOM "capacity")'
     )
+    workers: str = _opt(
+        "1",
+        "worker processes that share the port and act as one server (docs/ARCHITECTURE.md, "
+        '"Workers"); "auto": one per CPU this process may use',
+        metavar="N|auto",
+    )
     drain_timeout: float = _opt(
         5.0, "seconds a shutdown waits for connections to close before it cuts them"
     )

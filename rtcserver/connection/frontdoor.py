@@ -15,9 +15,11 @@ import errno
 import hmac
 import logging
 import secrets
+import socket
 import time
 
 import attrs
+import cattrs
 import h11
 import orjson
 import trio
@@ -43,6 +45,7 @@ from ..wire.http import (
     too_many,
     websocket_refusal,
 )
+from . import handover
 from .lifecycle import run_actor
 
 log = logging.getLogger("rtcserver.http")
@@ -107,6 +110,26 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
                     await run_actor(state, *opened)
             else:
                 await send_and_linger(stream, await plain_http(state, request))
+    finally:
+        state.connection_closed()
+        await trio.aclose_forcefully(stream)
+
+
+async def adopt_connection(state: ServerState, header: bytes, fd: int) -> None:
+    """Serve a connection another worker handed over (handover.py), as if it had been
+    accepted here: a temporary child of the supervisor, counted as any other."""
+    sock = socket.socket(fileno=fd)  # ours now: the family and type come from the fd
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    state.connection_opened()
+    try:
+        try:
+            handed = handover.decode(header)
+        except (cattrs.BaseValidationError, orjson.JSONDecodeError, ValueError):
+            log.exception("event=bad-handover")
+            return
+        with state.per_address.hold(state.per_address.open, handed.address):
+            ws = engine.adopt(stream, state.settings.max_message_size)
+            await run_actor(state, ws, state.new_actor(handed.address), handed.identity, handed)
     finally:
         state.connection_closed()
         await trio.aclose_forcefully(stream)

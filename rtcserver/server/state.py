@@ -20,6 +20,7 @@ from ..actors.actor import Actor, next_actor_id
 from ..actors.backlog import Budget, Limits
 from ..directory.calls import Switchboard
 from ..directory.presence import Directory
+from ..rooms.owners import Workers
 from ..rooms.peers import Peer
 from ..rooms.registry import Registry
 from ..rooms.sessions import Sessions
@@ -69,6 +70,10 @@ class ServerState:
     limits: Limits = attrs.field(init=False)
     # Resumable sessions, and those waiting without a socket (sessions.py).
     sessions: Sessions = attrs.field(factory=Sessions)
+    # This process's place among the server's worker processes (rooms/owners.py).
+    workers: Workers = attrs.field(factory=Workers.single)
+    # Several workers: how a connection reaches another worker (connection/handover.py).
+    inbox: trio.socket.SocketType | None = None
 
     def __attrs_post_init__(self) -> None:
         settings = self.settings
@@ -109,10 +114,13 @@ class ServerState:
         self._presence_changed.set()
 
     @classmethod
-    def create(cls, settings: Settings) -> ServerState:
+    def create(cls, settings: Settings, workers: Workers | None = None) -> ServerState:
+        workers = workers or Workers.single()
         state = cls(
             settings=settings,
-            registry=Registry(capacity=settings.room_capacity),
+            registry=Registry(capacity=settings.room_capacity, draw=workers.draw),
+            workers=workers,
+            sessions=Sessions(new_id=lambda: workers.session_id(secrets.token_urlsafe(12))),
             gatekeeper=Gatekeeper.from_settings(settings),
             hosts=HostAllowList.from_settings(settings),
             switchboard=Switchboard(
