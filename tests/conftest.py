@@ -43,7 +43,8 @@ async def start_server(nursery: trio.Nursery) -> AsyncIterator[StartServer]:
 
     async def start(**overrides: Any) -> Server:
         settings = settings_for_tests(**overrides)
-        count = TEST_WORKERS if not settings.tls else 1
+        count = int(overrides.get("workers", TEST_WORKERS))
+        count = 1 if settings.tls else count
         if count == 1:
             server: Server = await nursery.start(serve, settings)
             started.append(server)

@@ -19,8 +19,8 @@ import trio
 
 from rtcserver.app import Server
 from tests.conftest import StartServer
-from tests.support import owners
 from tests.faults.wsclient import Closed, WsClient
+from tests.support import owners
 
 
 @attrs.define

@@ -113,6 +113,8 @@ def owner_of(
     workers = state.workers
     if not workers.several:
         return None
+    if state.cluster is not None and not isinstance(message, protocol.Resume):
+        return None  # each worker is a node: Redis holds the rooms and the leader the names
     owner: int | None
     match message:
         case protocol.EnterRoom(room=room) if room is not None:
