@@ -21,7 +21,7 @@ from .actors.supervisor import Supervisor
 from .connection.frontdoor import adopt_connection, handle_connection
 from .connection.resume import session_sweeper
 from .directory.phone import presence_publisher, ring_timer
-from .processes import WorkerPlace, tell_ready
+from .processes import WorkerPlace, supervisor_gone, tell_ready
 from .protocol import CloseCode
 from .rooms.owners import Workers
 from .security import limits
@@ -241,11 +241,23 @@ async def main(settings: Settings, place: WorkerPlace | None = None) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             workers = None if place is None else place.workers
-            server: Server = await nursery.start(serve, settings, workers)
+
+            async def serve_then_stop(task_status: trio.TaskStatus[Server]) -> None:
+                await serve(settings, workers, task_status=task_status)
+                nursery.cancel_scope.cancel()  # the signal and supervisor watchers too
+
+            server: Server = await nursery.start(serve_then_stop)
             if place is None:
                 print(f"rtcserver listening on {display_url(settings, server.port)}", flush=True)
             else:
                 tell_ready(place)
+
+                async def orphaned() -> None:
+                    await supervisor_gone(place)
+                    log.warning("event=supervisor-gone: this worker stops")
+                    await server.shutdown()
+
+                nursery.start_soon(orphaned)
 
             async def on_signal() -> None:
                 async for signum in signals:

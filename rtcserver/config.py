@@ -165,6 +165,8 @@ def validate(settings: Settings) -> str | None:
         return "queue_budget must be at least mailbox_hard_limit"
     if settings.mailbox_soft_seconds <= 0:
         return "mailbox_soft_seconds must be positive"
+    if settings.worker_restart_period <= 0:
+        return "worker_restart_period must be > 0"
     if worker_count(settings) is None:
         return 'workers must be "auto" or a whole number from 1 to 256'
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:

@@ -4,7 +4,7 @@ The supervisor (this module, in the process the user started) reserves the port,
 starts N workers (`python -m rtcserver` again, told their place by `WORKER_ENV`),
 says "listening" once every worker is, and then keeps them: a worker that dies is
 started again at once, the others untouched; more than `INTENSITY` deaths within
-`PERIOD` seconds and it gives up (all workers stopped, exit status 1), as
+`--worker-restart-period` seconds and it gives up (all workers stopped, exit status 1), as
 `actors.supervisor.Supervisor` does for tasks and Erlang's supervisors for processes.
 SIGTERM or SIGINT is passed on to every worker, which drains within `--drain-timeout`.
 
@@ -16,6 +16,7 @@ rooms/owners.py says who owns what).
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import signal
@@ -32,10 +33,13 @@ from .settings import Settings
 
 log = logging.getLogger("rtcserver.workers")
 
-# Set in a worker's environment: "index/count/group/ready-fd".
+# Set in a worker's environment: "spare/count/group/ready-fd/control-fd". A worker is
+# started as a *spare* ahead of need (Python's imports take a second or more), and
+# becomes worker `index` when the supervisor writes that number to its control pipe:
+# a dead worker is replaced in the time a process binds a socket. The control pipe
+# stays open for the worker's life: its end (the supervisor is gone) stops the worker.
 WORKER_ENV: Final = "_RTCSERVER_WORKER"
-INTENSITY: Final = 5
-PERIOD: Final = 10.0
+INTENSITY: Final = 5  # deaths within `worker_restart_period` that are restarted
 # How long a starting worker may take to listen before it counts as failed.
 START_TIMEOUT: Final = 30.0
 
@@ -44,15 +48,26 @@ START_TIMEOUT: Final = 30.0
 class WorkerPlace:
     workers: Workers
     ready_fd: int
+    control_fd: int
 
 
 def worker_place(environ: dict[str, str] | None = None) -> WorkerPlace | None:
-    """This process's place, when it is a worker (None: it is not)."""
+    """This process's place, when it is a worker (None: it is not). A spare waits
+    here, imports done, until the supervisor names its place (exits if it never does)."""
     text = (os.environ if environ is None else environ).get(WORKER_ENV)
     if not text:
         return None
-    index, count, group, ready = text.split("/")
-    return WorkerPlace(Workers(index=int(index), count=int(count), group=group), int(ready))
+    _, count, group, ready, control = text.split("/")
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(int(control), 16)
+        if not chunk:
+            sys.exit(0)  # the supervisor is gone, or stopping: this spare is not needed
+        line += chunk
+    index = int(line)
+    return WorkerPlace(
+        Workers(index=index, count=int(count), group=group), int(ready), int(control)
+    )
 
 
 def tell_ready(place: WorkerPlace) -> None:
@@ -61,7 +76,21 @@ def tell_ready(place: WorkerPlace) -> None:
         os.write(place.ready_fd, b"ready\n")
         os.close(place.ready_fd)
     except OSError:
-        pass  # the supervisor is gone: the worker will be stopped soon enough
+        pass  # the supervisor is gone: the control pipe's end stops this worker
+
+
+async def supervisor_gone(place: WorkerPlace) -> None:
+    """Return when the supervisor is gone (killed, say): its worker must not outlive it."""
+    async with trio.lowlevel.FdStream(place.control_fd) as control:
+        while await control.receive_some(16):
+            pass
+
+
+@attrs.define(eq=False)
+class Spawned:
+    process: trio.Process
+    ready: int  # read end: "ready" once it listens
+    control: int  # write end: its index, then kept open
 
 
 class GaveUp(Exception):
@@ -79,6 +108,8 @@ class Pool:
     stopping: bool = False
     deaths: collections.deque[float] = attrs.field(factory=collections.deque)
     restarts: int = 0
+    spare: Spawned | None = None
+    controls: list[int] = attrs.field(factory=list)
 
     async def keep(self, index: int, started: trio.Event) -> None:
         """Run worker `index`, and again whenever it dies (within the intensity)."""
@@ -92,39 +123,55 @@ class Pool:
                 return
             now = trio.current_time()
             self.deaths.append(now)
-            while self.deaths and self.deaths[0] < now - PERIOD:
+            period = self.settings.worker_restart_period
+            while self.deaths and self.deaths[0] < now - period:
                 self.deaths.popleft()
             log.warning("event=worker-died worker=%d pid=%d status=%s", index, process.pid, code)
             if len(self.deaths) > INTENSITY:
                 raise GaveUp(
-                    f"workers died {len(self.deaths)} times within {PERIOD:g}s "
+                    f"workers died {len(self.deaths)} times within {period:g}s "
                     f"(limit {INTENSITY}); stopping"
                 )
             self.restarts += 1
 
-    async def _start(self, index: int) -> tuple[trio.Process, bool]:
-        read_end, write_end = os.pipe()
-        place = f"{index}/{self.count}/{self.group}/{write_end}"
-        env = {**os.environ, WORKER_ENV: place}
+    async def _spawn(self) -> Spawned:
+        ready_read, ready_write = os.pipe()
+        control_read, control_write = os.pipe()
+        place = f"spare/{self.count}/{self.group}/{ready_write}/{control_read}"
         try:
             process = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "rtcserver", *self.argv, "--port", str(self.port)],
-                env=env,
-                pass_fds=(write_end,),
+                env={**os.environ, WORKER_ENV: place},
+                pass_fds=(ready_write, control_read),
             )
         finally:
-            os.close(write_end)
+            os.close(ready_write)
+            os.close(control_read)
+        return Spawned(process=process, ready=ready_read, control=control_write)
+
+    async def refill(self) -> None:
+        """Keep one spare started ahead, for the next worker that dies."""
+        if self.spare is None and not self.stopping:
+            self.spare = await self._spawn()
+
+    async def _start(self, index: int) -> tuple[trio.Process, bool]:
+        spawned, self.spare = self.spare or await self._spawn(), None
+        os.write(spawned.control, f"{index}\n".encode())
+        self.controls.append(spawned.control)  # open for the worker's life
+        process = spawned.process
         self.processes[index] = process
         ready = False
         with trio.move_on_after(START_TIMEOUT):
-            async with trio.lowlevel.FdStream(read_end) as pipe:
+            async with trio.lowlevel.FdStream(spawned.ready) as pipe:
                 ready = (await pipe.receive_some(16)).startswith(b"ready")
         if ready:
             log.info("event=worker-started worker=%d pid=%d", index, process.pid)
+        await self.refill()
         return process, ready
 
     def signal_all(self, signum: int) -> None:
-        for process in list(self.processes.values()):
+        spare = [self.spare.process] if self.spare is not None else []
+        for process in [*self.processes.values(), *spare]:
             if process.returncode is None:
                 process.send_signal(signum)
 
@@ -136,8 +183,13 @@ class Pool:
             for process in list(self.processes.values()):
                 await process.wait()
         self.signal_all(signal.SIGKILL)
-        for process in list(self.processes.values()):
+        spare = [self.spare.process] if self.spare is not None else []
+        for process in [*self.processes.values(), *spare]:
             await process.wait()
+        for fd in self.controls:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.controls.clear()
 
 
 def reserve_port(settings: Settings) -> socket.socket:
