@@ -160,8 +160,9 @@ async def receive_handovers(
     assert state.inbox is not None
     while True:
         header, fds = await fdpass.receive(state.inbox)
-        if not fds:
-            log.warning("event=bad-handover why=no-descriptor")
+        if not fds:  # a question or an answer between workers (server/siblings.py)
+            if state.siblings is not None:
+                nursery.start_soon(state.siblings.take, header, state)
             continue
         for extra in fds[1:]:
             os.close(extra)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import orjson
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from rtcserver.app import Server
 from tests.conftest import StartServer
@@ -17,6 +19,7 @@ from tests.faults.wsclient import WsClient
 from tests.support import owners
 from tests.support.client import Client, connect
 from tests.support.waiting import eventually
+from tests.test_http import body_of, get, http_exchange
 from tests.test_phone import call as phone_call
 from tests.test_phone import login, until
 from tests.test_resume import Party
@@ -166,3 +169,23 @@ async def test_a_room_whose_worker_is_gone_is_wrongroom(start_server: StartServe
             assert message == {"type": "WRONGROOM", "reason": "no-such-room"}, message
             # It stays a client of the worker it reached.
             assert (await late.create_room()) % 2 == 0
+
+
+async def test_healthz_and_metrics_answer_for_every_worker(start_server: StartServer) -> None:
+    server = await start_server(workers="2")
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    async with Stack() as stack:
+        await _creator_on(stack, url, 0)
+        await _creator_on(stack, url, 1)
+        local = [len(w.state.actors) for w in _group(server)]
+        rooms = [w.state.registry.statistics().rooms for w in _group(server)]
+        for _ in range(4):  # whichever worker takes the request
+            health = orjson.loads(body_of(await http_exchange(server.port, get("/healthz"))))
+            assert health["connections"] == sum(local) and health["rooms"] == sum(rooms)
+            assert [w["worker"] for w in health["workers"]] == [0, 1]
+            assert [w["connections"] for w in health["workers"]] == local
+            text = body_of(await http_exchange(server.port, get("/metrics"))).decode()
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            assert families, text
+            labelled = {s.labels.get("worker") for f in families.values() for s in f.samples}
+            assert labelled == {"0", "1"}

@@ -27,7 +27,7 @@ import trio
 from ..actors.actor import Actor
 from ..security.auth import ANONYMOUS, AuthFailed, Identity, address_host, origin_allowed
 from ..security.turn import ice_config
-from ..server import admin, metrics
+from ..server import admin, metrics, siblings
 from ..server.state import ServerState
 from ..wire import engine, logsafe, static
 from ..wire.http import (
@@ -260,15 +260,10 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
             405, "only GET and HEAD are served here", extra=[("Allow", "GET, HEAD")]
         )
     if path == "/healthz":
-        stats = state.registry.statistics()
-        health: dict[str, object] = {
-            "status": "ok",
-            "connections": len(state.actors),
-            "rooms": stats.rooms,
-        }
-        if state.cluster is not None:
-            health["node"] = state.cluster.node
-            health["cluster"] = "up" if state.cluster.available else "down"
+        health = state.health_figures()
+        if state.siblings is not None:  # several workers: for the whole server
+            others = await state.siblings.ask()
+            health = siblings.merged_health(health, state.workers.index, others)
         body = orjson.dumps(health)
         return response(200, body, "application/json", head_only=head_only, tls=tls)
     if path == "/metrics":
@@ -277,7 +272,10 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
             return text_response(
                 401, "/metrics needs its bearer token", extra=[("WWW-Authenticate", "Bearer")]
             )
-        body = state.metrics.render()
+        body = state.metrics_text()
+        if state.siblings is not None:  # several workers: every worker's, labelled
+            texts = {i: a["metrics"] for i, a in (await state.siblings.ask()).items()}
+            body = siblings.merged_metrics({state.workers.index: body.decode(), **texts})
         return response(200, body, metrics.CONTENT_TYPE, head_only=head_only, tls=tls)
     if path == "/config.json":
         body = orjson.dumps(client_config(state))

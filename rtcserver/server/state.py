@@ -30,6 +30,7 @@ from ..security.hosts import HostAllowList
 from ..security.limits import AddressCounts
 from ..settings import Settings
 from .metrics import ServerMetrics
+from .siblings import Siblings
 
 if TYPE_CHECKING:
     from ..cluster.names import Names
@@ -74,6 +75,7 @@ class ServerState:
     workers: Workers = attrs.field(factory=Workers.single)
     # Several workers: how a connection reaches another worker (connection/handover.py).
     inbox: trio.socket.SocketType | None = None
+    siblings: Siblings | None = None  # the other workers, asked for /healthz and /metrics
 
     def __attrs_post_init__(self) -> None:
         settings = self.settings
@@ -132,8 +134,25 @@ class ServerState:
 
             state.cluster = Cluster(state)
             state.registry = state.cluster.mirror
+        if workers.several:
+            state.siblings = Siblings(workers)
         state.metrics.attach(state)
         return state
+
+    def health_figures(self) -> dict[str, object]:
+        """This process's own /healthz figures."""
+        health: dict[str, object] = {
+            "status": "ok",
+            "connections": len(self.actors),
+            "rooms": self.registry.statistics().rooms,
+        }
+        if self.cluster is not None:
+            health["node"] = self.cluster.node
+            health["cluster"] = "up" if self.cluster.available else "down"
+        return health
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
 
     @contextlib.contextmanager
     def handshaking(self, deadline: float) -> Iterator[trio.CancelScope]:
