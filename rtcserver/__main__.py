@@ -7,9 +7,10 @@ import sys
 
 import trio
 
-from . import extras
+from . import extras, processes
+from .app import display_url
 from .app import main as run
-from .config import load_settings
+from .config import load_settings, worker_count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,9 +24,24 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    place = processes.worker_place()
+    count = worker_count(settings) or 1
+    if place is None and count > 1:
+        args = sys.argv[1:] if argv is None else argv
+        url = display_url(settings, "{port}")
+        try:
+            return trio.run(processes.supervise, settings, count, args, url)
+        except OSError as taken:
+            where = f"{settings.host}:{settings.port}"
+            print(f"rtcserver: cannot listen on {where}: {taken}", file=sys.stderr)
+            return 1
+    if place is None and settings.tls and settings.workers.strip() != "1":
+        logging.getLogger("rtcserver").warning(
+            "event=workers-single why=tls: with TLS in rtcserver one process serves"
+        )
     failures: list[BaseException] = []
     try:
-        trio.run(run, settings)
+        trio.run(run, settings, place)
     except* OSError as group:
         failures.extend(group.exceptions)
     for error in failures:

@@ -9,6 +9,8 @@ registry, and which `shutdown()` drains: stop accepting, close every WebSocket w
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import ssl
 
 import attrs
@@ -16,15 +18,18 @@ import trio
 
 from .actors.keepalive import keepalive
 from .actors.supervisor import Supervisor
-from .connection.frontdoor import handle_connection, slow_head_sweeper
+from .connection.frontdoor import adopt_connection, handle_connection, slow_head_sweeper
 from .connection.resume import session_sweeper
 from .directory.phone import presence_publisher, ring_timer
+from .processes import WorkerPlace, supervisor_gone, tell_ready
 from .protocol import CloseCode
+from .rooms.owners import Workers
 from .security import limits
 from .security.expiry import expiry_timer
 from .server import collector
 from .server.state import ServerState
 from .settings import Settings
+from .wire import fdpass
 
 log = logging.getLogger("rtcserver")
 
@@ -36,6 +41,8 @@ class Server:
     listeners: list[trio.abc.Listener[trio.abc.Stream]]
     nursery: trio.Nursery
     accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    # Several workers: the inbox for connections others hand over (cancelled as above).
+    taking: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     @property
     def port(self) -> int:
@@ -57,6 +64,7 @@ class Server:
         state.shutting_down = True
         log.info("event=shutdown connections=%d", state.connections)
         self.accepting.cancel()
+        self.taking.cancel()
         state.stop_handshakes()
         for actor in list(state.actors):
             actor.kick(CloseCode.GOING_AWAY, "server shutting down")
@@ -71,14 +79,22 @@ class Server:
 
 
 async def serve(
-    settings: Settings, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED
+    settings: Settings,
+    workers: Workers | None = None,
+    *,
+    task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the server until `Server.shutdown()` (or a supervisor escalation) ends it."""
+    """Run the server until `Server.shutdown()` (or a supervisor escalation) ends it.
+    `workers`: this process is one of several that share the port (processes.py)."""
     limits.quiet_accept_errors()
     settings = limits.fit_file_limit(settings)
-    state = ServerState.create(settings)
+    state = ServerState.create(settings, workers)
     supervisor = Supervisor()
-    listeners = await open_listeners(settings)
+    if state.workers.several:
+        listeners = await open_shared_listeners(settings)
+        state.inbox = await fdpass.open_inbox(state.workers.inbox(state.workers.index))
+    else:
+        listeners = await open_listeners(settings)
     try:
         async with trio.open_nursery() as nursery:
             server = Server(
@@ -120,11 +136,65 @@ async def serve(
             nursery.start_soon(supervisor.permanent, "token-expiry", expiry_timer, state)
             nursery.start_soon(supervisor.permanent, "sessions", session_sweeper, state)
             nursery.start_soon(supervisor.permanent, "slow-heads", slow_head_sweeper, state)
+            if state.inbox is not None:
+
+                async def take_handovers() -> None:
+                    with server.taking:  # a shutdown takes no more, as it accepts none
+                        await supervisor.permanent(
+                            "handovers", receive_handovers, state, supervisor, nursery
+                        )
+
+                nursery.start_soon(take_handovers)
             task_status.started(server)
     finally:
         # Also after an escalation: the port must not stay bound to a dead server.
         for listener in listeners:
             await trio.aclose_forcefully(listener)
+        if state.inbox is not None:
+            state.inbox.close()
+
+
+async def receive_handovers(
+    state: ServerState, supervisor: Supervisor, nursery: trio.Nursery
+) -> None:
+    """Take the connections other workers hand over: each one is served here as if
+    accepted here (a temporary child, like an accepted connection)."""
+    assert state.inbox is not None
+    while True:
+        header, fds = await fdpass.receive(state.inbox)
+        if not fds:  # a question or an answer between workers (server/siblings.py)
+            if state.siblings is not None:
+                nursery.start_soon(state.siblings.take, header, state)
+            continue
+        for extra in fds[1:]:
+            os.close(extra)
+        nursery.start_soon(
+            supervisor.temporary, "connection", adopt_connection, state, header, fds[0]
+        )
+
+
+async def open_shared_listeners(settings: Settings) -> list[trio.abc.Listener[trio.abc.Stream]]:
+    """TCP listeners on a port that the other workers listen on too (SO_REUSEPORT:
+    the kernel spreads new connections over them)."""
+    listeners: list[trio.abc.Listener[trio.abc.Stream]] = []
+    for family, kind, proto, _, address in await trio.socket.getaddrinfo(
+        settings.host or None, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        sock = trio.socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            await sock.bind(address)
+            sock.listen(socket.SOMAXCONN)
+        except OSError:
+            sock.close()
+            for listener in listeners:
+                await trio.aclose_forcefully(listener)
+            raise
+        listeners.append(trio.SocketListener(sock))
+    return listeners
 
 
 class _KeptOpen(trio.abc.Listener[trio.abc.Stream]):
@@ -156,25 +226,42 @@ async def open_listeners(settings: Settings) -> list[trio.abc.Listener[trio.abc.
     )
 
 
-def display_url(server: Server) -> str:
-    host = server.settings.host
+def display_url(settings: Settings, port: int | str) -> str:
+    host = settings.host
     if host in ("", "0.0.0.0", "::"):
         host = "localhost"
     elif ":" in host:
         host = f"[{host}]"
-    scheme = "https" if server.settings.tls else "http"
-    return f"{scheme}://{host}:{server.port}/"
+    scheme = "https" if settings.tls else "http"
+    return f"{scheme}://{host}:{port}/"
 
 
-async def main(settings: Settings) -> None:
-    """The process: serve, and shut down on SIGINT/SIGTERM."""
+async def main(settings: Settings, place: WorkerPlace | None = None) -> None:
+    """The process: serve, and shut down on SIGINT/SIGTERM. `place`: this process is
+    one of several workers (processes.py), whose supervisor says "listening"."""
     import signal
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            server: Server = await nursery.start(serve, settings)
+            workers = None if place is None else place.workers
+
+            async def serve_then_stop(task_status: trio.TaskStatus[Server]) -> None:
+                await serve(settings, workers, task_status=task_status)
+                nursery.cancel_scope.cancel()  # the signal and supervisor watchers too
+
+            server: Server = await nursery.start(serve_then_stop)
             collector.tune(settings, server.state.metrics)  # after start-up: what lives
-            print(f"rtcserver listening on {display_url(server)}", flush=True)
+            if place is None:
+                print(f"rtcserver listening on {display_url(settings, server.port)}", flush=True)
+            else:
+                tell_ready(place)
+
+                async def orphaned() -> None:
+                    await supervisor_gone(place)
+                    log.warning("event=supervisor-gone: this worker stops")
+                    await server.shutdown()
+
+                nursery.start_soon(orphaned)
 
             async def on_signal() -> None:
                 async for signum in signals:

@@ -171,6 +171,10 @@ def validate(settings: Settings) -> str | None:
         return "queue_budget must be at least mailbox_hard_limit"
     if settings.mailbox_soft_seconds <= 0:
         return "mailbox_soft_seconds must be positive"
+    if settings.worker_restart_period <= 0:
+        return "worker_restart_period must be > 0"
+    if worker_count(settings) is None:
+        return 'workers must be "auto" or a whole number from 1 to 256'
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
         return "log_level must be debug, info, warning or error"
     if not settings.www.is_dir():
@@ -197,3 +201,16 @@ def validate(settings: Settings) -> str | None:
         if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
             return f"allowed_origins: {origin!r} is not an origin like https://host[:port]"
     return None
+
+
+def worker_count(settings: Settings) -> int | None:
+    """How many worker processes `--workers` asks for (None: not a valid value). With
+    TLS terminated in rtcserver a connection cannot move between processes, so one."""
+    text = settings.workers.strip().lower()
+    if text == "auto":
+        count = len(os.sched_getaffinity(0))
+    elif text.isdigit() and 1 <= int(text) <= 256:
+        count = int(text)
+    else:
+        return None
+    return 1 if settings.tls else count

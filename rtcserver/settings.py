@@ -162,6 +162,17 @@ class Settings:
     max_room_capacity: int = _opt(
         8, 'the largest capacity a room\'s creator may ask for (GETROOM "capacity")'
     )
+    workers: str = _opt(
+        "1",
+        "worker processes that share the port and act as one server (docs/ARCHITECTURE.md, "
+        '"Workers"); "auto": one per CPU this process may use',
+        metavar="N|auto",
+    )
+    worker_restart_period: float = _opt(
+        10.0,
+        "with --workers: more than 5 worker deaths within this many seconds stop the server "
+        "(exit status 1) rather than restart them again",
+    )
     drain_timeout: float = _opt(
         5.0, "seconds a shutdown waits for connections to close before it cuts them"
     )

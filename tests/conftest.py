@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
 from rtcserver.app import Server, serve
+from rtcserver.rooms.owners import Workers
 from rtcserver.settings import Settings
+from tests.support import owners
 from tests.support.artifacts import Artifacts, build_and_install
 
 StartServer = Callable[..., Awaitable[Server]]
+# The suites also run as several workers (docs/ARCHITECTURE.md, "Workers"): tools/test.sh
+# runs the protocol, resume, directory and conference tests again with 2.
+TEST_WORKERS = int(os.environ.get("RTCSERVER_TEST_WORKERS", "1"))
 
 
 def settings_for_tests(**overrides: Any) -> Settings:
@@ -34,8 +42,25 @@ async def start_server(nursery: trio.Nursery) -> AsyncIterator[StartServer]:
     started: list[Server] = []
 
     async def start(**overrides: Any) -> Server:
-        server: Server = await nursery.start(serve, settings_for_tests(**overrides))
+        settings = settings_for_tests(**overrides)
+        count = int(overrides.get("workers", TEST_WORKERS))
+        count = 1 if settings.tls else count
+        if count == 1:
+            server: Server = await nursery.start(serve, settings)
+            started.append(server)
+            return server
+        # Several workers in this process: as many servers on one port, each owning
+        # its rooms (rooms/owners.py), handing connections over as worker processes do.
+        group = f"test{secrets.token_hex(4)}"
+        server = await nursery.start(serve, settings, Workers(index=0, count=count, group=group))
         started.append(server)
+        same_port = attrs.evolve(settings, port=server.port)
+        workers = [server]
+        for index in range(1, count):
+            other = Workers(index=index, count=count, group=group)
+            workers.append(await nursery.start(serve, same_port, other))
+        started.extend(workers[1:])
+        owners.SIBLINGS[server] = workers
         return server
 
     yield start

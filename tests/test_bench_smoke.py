@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "tools" / "bench"
 TINY = [
     "--quick",
-    "--workers",
+    "--loadgen",
     "2",
     "--rooms",
     "6",

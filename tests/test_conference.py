@@ -17,6 +17,7 @@ import trio
 
 from rtcserver.app import Server
 from tests.conftest import StartServer
+from tests.support import owners
 from tests.support.client import Client, connect
 from tests.test_signaling import _masked_text_frame, raw_upgrade
 
@@ -170,7 +171,7 @@ async def test_racers_into_a_room_exactly_capacity_minus_members_win(
                 nursery.start_soon(race, racer)
         assert outcomes.count("ROOM") == capacity - members
         assert outcomes.count("WRONGROOM") == 20 - (capacity - members)
-        assert len(server.state.registry.members(room)) == capacity
+        assert len(owners.registry(server, room).members(room)) == capacity
         for client in clients:
             for _ in range(capacity - members):
                 await client.expect("PEERJOINED")
@@ -258,7 +259,7 @@ async def test_peerleft_names_who_left_by_every_exit(start_server: StartServer) 
                 await gone(joined["id"], lost=True)
                 await sock.aclose()
         # Server shutdown ends the rest; until then the room is whole.
-        assert len(server.state.registry.members(room)) == 1 + len(others)
+        assert len(owners.registry(server, room).members(room)) == 1 + len(others)
 
 
 async def test_a_two_party_room_keeps_the_books_shapes_unless_asked(ws_url: str) -> None:

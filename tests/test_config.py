@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import attrs
 import pytest
 
-from rtcserver.config import load_settings
+from rtcserver.config import load_settings, worker_count
 from rtcserver.settings import Settings
 
 
@@ -68,6 +69,9 @@ def test_every_setting_has_a_flag_an_env_var_and_help() -> None:
         ["--slow-head-grace", "0"],
         ["--gc-thresholds", "lots"],
         ["--gc-thresholds", "1,2,3,4"],
+        ["--workers", "0"],
+        ["--workers", "many"],
+        ["--worker-restart-period", "0"],
     ],
 )
 def test_bad_values_are_refused_with_a_message(argv: list[str]) -> None:
@@ -76,3 +80,11 @@ def test_bad_values_are_refused_with_a_message(argv: list[str]) -> None:
     )
     assert completed.returncode == 2
     assert "error:" in completed.stderr
+
+
+def test_workers_auto_is_the_cpus_this_process_may_use_and_tls_is_one_process() -> None:
+    assert worker_count(load_settings(["--workers", "auto"], {})) == len(os.sched_getaffinity(0))
+    assert worker_count(load_settings([], {"RTCSERVER_WORKERS": "3"})) == 3
+    assert worker_count(load_settings([], {})) == 1  # the default: one process, as before
+    tls = Settings(workers="4", tls_cert="cert.pem", tls_key="key.pem")
+    assert worker_count(tls) == 1  # a TLS stream cannot move between processes

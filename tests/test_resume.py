@@ -20,6 +20,7 @@ import trio
 from rtcserver.app import Server
 from tests.conftest import StartServer
 from tests.faults.wsclient import Closed, WsClient
+from tests.support import owners
 
 
 @attrs.define
@@ -316,7 +317,7 @@ async def test_after_a_restart_sessions_and_rooms_are_gone(start_server: StartSe
     of members and so no longer exists; the page says so and offers a new room."""
     first = await start_server()
     async with call(first) as (a, _b, room):
-        await first.shutdown()
+        await owners.shutdown(first)
         with contextlib.suppress(Closed):
             await a.client.wait_closed()
     second = await start_server()

@@ -13,6 +13,7 @@ from trio_websocket import ConnectionClosed
 from rtcserver.app import Server
 from rtcserver.protocol import MAX_ROOM
 from tests.conftest import StartServer
+from tests.support import owners
 from tests.support.client import connect, make_pair
 
 
@@ -26,7 +27,7 @@ async def test_getroom_returns_a_browser_safe_integer_room(ws_url: str) -> None:
 async def test_second_peer_enters_and_creator_gets_peerjoined(ws_url: str, server: Server) -> None:
     async with contextlib.AsyncExitStack() as stack:
         creator, joiner, room = await make_pair(stack, ws_url)
-        assert server.state.registry.statistics().members == 2
+        assert owners.registry(server, room).statistics().members == 2
         await joiner.expect_nothing()  # the book sends the joiner no reply
 
 
@@ -101,7 +102,7 @@ async def test_twenty_clients_racing_into_one_room_exactly_one_wins(
         assert outcomes.count("WRONGROOM") == 19
         await creator.expect("PEERJOINED")
         await creator.expect_nothing()
-        assert len(server.state.registry.members(room)) == 2
+        assert len(owners.registry(server, room).members(room)) == 2
 
 
 async def test_peerleft_on_clean_close(ws_url: str) -> None:
@@ -132,9 +133,9 @@ async def test_peeraway_then_peerleft_on_abrupt_tcp_loss(start_server: StartServ
         sock.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.socket.close()
         await creator.expect("PEERAWAY")
-        assert len(server.state.registry.members(room)) == 2  # its place is kept
+        assert len(owners.registry(server, room).members(room)) == 2  # its place is kept
         await creator.expect("PEERLEFT")
-        assert len(server.state.registry.members(room)) == 1
+        assert len(owners.registry(server, room).members(room)) == 1
 
 
 async def raw_upgrade(port: int) -> trio.SocketStream:
@@ -170,11 +171,11 @@ async def test_getroom_while_in_a_room_leaves_it_and_peer_gets_peerleft(
         new_room = await joiner.create_room()
         assert new_room != room
         await creator.expect("PEERLEFT")
-        assert server.state.registry.members(room) == (_only(server, room),)
+        assert owners.registry(server, room).members(room) == (_only(server, room),)
 
 
 def _only(server: Server, room: int) -> object:
-    members = server.state.registry.members(room)
+    members = owners.registry(server, room).members(room)
     assert len(members) == 1
     return members[0]
 
@@ -288,14 +289,14 @@ async def test_slow_consumer_is_closed_and_never_blocks_the_sender(
                     if i % 20 == 0:
                         await bystander_a.send('{"type":"probe"}')
                         assert await bystander_b.recv_text(timeout=2) == '{"type":"probe"}'
-                    if closed_with or len(server.state.registry.members(room)) < 2:
+                    if closed_with or len(owners.registry(server, room).members(room)) < 2:
                         break
             with trio.fail_after(10):
                 while (await joiner.recv())["type"] != "PEERLEFT":
                     pass
         assert closed_with == [4000]
-        assert server.state.registry.members(room) != ()
-        assert len(server.state.registry.members(room)) == 1
+        assert owners.registry(server, room).members(room) != ()
+        assert len(owners.registry(server, room).members(room)) == 1
         await bystander_a.send('{"type":"after"}')
         assert await bystander_b.recv_text(timeout=2) == '{"type":"after"}'
 

@@ -72,6 +72,9 @@ class Actor:
     ping_sent: float | None = attrs.field(init=False, default=None)
     ping_due: bool = attrs.field(init=False, default=False)
     frame_cut: bool = attrs.field(init=False, default=False)
+    # Given to another worker process with its socket (connection/handover.py): this
+    # process forgets it without a close or a PEERLEFT of its own.
+    handed_over: bool = attrs.field(init=False, default=False)
     # The directory subscription (directory/presence.py) of a logged-in user: its news is taken
     # when the writer writes, behind the mailbox, so calls never wait behind presence.
     presence: News | None = attrs.field(init=False, default=None)

@@ -21,6 +21,7 @@ from ..security import expiry
 from ..security.auth import Identity
 from ..security.turn import ice_config
 from ..server.state import ServerState
+from . import handover
 from .record import Session, log_event, reply_error
 from .resume import grant_session, resume
 from .terminate import announce_departure
@@ -41,6 +42,14 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
     except protocol.ProtocolError as error:
         state.counters[f"error:{error.code}"] += 1
         actor.tell(protocol.encode(error.reply))
+        return
+    owner = handover.owner_of(state, session, message, first)
+    if owner is not None:
+        why = handover.refusal(state, session, message)
+        if why is None:
+            session.first, session.handover_to = first, owner  # the reader hands it over
+            return
+        reply_error(state, actor, ErrorCode.WORKER_UNSUPPORTED, why)
         return
     if actor.resumable is None and not isinstance(message, protocol.Resume):
         # Every client gets its session before the answer to its first message (one

@@ -16,11 +16,14 @@ import array
 import errno
 import fcntl
 import hmac
+import logging
 import secrets
+import socket
 import termios
 import time
 
 import attrs
+import cattrs
 import h11
 import orjson
 import trio
@@ -29,7 +32,7 @@ from ..actors.actor import Actor
 from ..security.auth import ANONYMOUS, AuthFailed, Identity, address_host, origin_allowed
 from ..security.limits import Progress
 from ..security.turn import ice_config
-from ..server import admin, metrics
+from ..server import admin, metrics, siblings
 from ..server.state import ServerState
 from ..wire import engine, logsafe, static
 from ..wire.http import (
@@ -47,7 +50,10 @@ from ..wire.http import (
     too_many,
     websocket_refusal,
 )
+from . import handover
 from .lifecycle import run_actor
+
+log = logging.getLogger("rtcserver.http")
 
 
 async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None:
@@ -104,6 +110,26 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
                     await run_actor(state, *opened)
             else:
                 await send_and_linger(stream, await plain_http(state, request))
+    finally:
+        state.connection_closed()
+        await trio.aclose_forcefully(stream)
+
+
+async def adopt_connection(state: ServerState, header: bytes, fd: int) -> None:
+    """Serve a connection another worker handed over (handover.py), as if it had been
+    accepted here: a temporary child of the supervisor, counted as any other."""
+    sock = socket.socket(fileno=fd)  # ours now: the family and type come from the fd
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    state.connection_opened()
+    try:
+        try:
+            handed = handover.decode(header)
+        except (cattrs.BaseValidationError, orjson.JSONDecodeError, ValueError):
+            log.exception("event=bad-handover")
+            return
+        with state.per_address.hold(state.per_address.open, handed.address):
+            ws = engine.adopt(stream, state.settings.max_message_size)
+            await run_actor(state, ws, state.new_actor(handed.address), handed.identity, handed)
     finally:
         state.connection_closed()
         await trio.aclose_forcefully(stream)
@@ -287,15 +313,10 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
             405, "only GET and HEAD are served here", extra=[("Allow", "GET, HEAD")]
         )
     if path == "/healthz":
-        stats = state.registry.statistics()
-        health: dict[str, object] = {
-            "status": "ok",
-            "connections": len(state.actors),
-            "rooms": stats.rooms,
-        }
-        if state.cluster is not None:
-            health["node"] = state.cluster.node
-            health["cluster"] = "up" if state.cluster.available else "down"
+        health = state.health_figures()
+        if state.siblings is not None:  # several workers: for the whole server
+            others = await state.siblings.ask()
+            health = siblings.merged_health(health, state.workers.index, others)
         body = orjson.dumps(health)
         return response(200, body, "application/json", head_only=head_only, tls=tls)
     if path == "/metrics":
@@ -304,7 +325,10 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
             return text_response(
                 401, "/metrics needs its bearer token", extra=[("WWW-Authenticate", "Bearer")]
             )
-        body = state.metrics.render()
+        body = state.metrics_text()
+        if state.siblings is not None:  # several workers: every worker's, labelled
+            texts = {i: a["metrics"] for i, a in (await state.siblings.ask()).items()}
+            body = siblings.merged_metrics({state.workers.index: body.decode(), **texts})
         return response(200, body, metrics.CONTENT_TYPE, head_only=head_only, tls=tls)
     if path == "/config.json":
         body = orjson.dumps(client_config(state))

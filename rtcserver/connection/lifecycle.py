@@ -28,6 +28,7 @@ from ..security.ratelimit import TokenBucket
 from ..server.state import ServerState
 from ..wire.engine import Closed, WebSocket
 from .dispatch import dispatch
+from .handover import Handover, hand_over
 from .record import Session, log_event, refuse, reply_error
 from .resume import close_parked, park
 from .terminate import websocket_terminate
@@ -37,9 +38,14 @@ log = logging.getLogger("rtcserver")
 
 
 async def run_actor(
-    state: ServerState, ws: WebSocket, actor: Actor, identity: Identity | None
+    state: ServerState,
+    ws: WebSocket,
+    actor: Actor,
+    identity: Identity | None,
+    handed: Handover | None = None,
 ) -> None:
-    """Serve one WebSocket until either side ends it; then leave the room and close."""
+    """Serve one WebSocket until either side ends it; then leave the room and close.
+    `handed`: the connection comes from another worker, with messages to act on."""
     settings = state.settings
     session = Session(
         actor=actor,
@@ -57,7 +63,10 @@ async def run_actor(
             async with trio.open_nursery() as nursery:
                 session.nursery = nursery
                 start_writer(state, ws, session)
-                first = await websocket_init(state, ws, session)
+                if handed is None:
+                    first = await websocket_init(state, ws, session)
+                else:
+                    first = adopted(state, session, handed)
                 if first is not None:
                     await websocket_handle(state, ws, session, first)
                 nursery.cancel_scope.cancel()
@@ -70,25 +79,16 @@ async def run_actor(
     finally:
         actor = session.actor
         heard = ws.close_received()
-        state.counters[f"close:{actor.close_cause or ('client' if heard else 'lost')}"] += 1
-        # Lost without a close from the client: the session waits for RESUME. So does
-        # one closed with 1001 (the page is going away: a refresh) if the client asked
-        # for its session, so it resumes after a reload; for a client that never asked
-        # (the book's) 1001 is a goodbye. Hang-up (1000) ends it.
-        # A client that broke the protocol (closed by the server: 1002, 1007, 1009)
-        # is not lost: its session ends.
-        broke = heard is None and ws.close_sent() is not None
-        gone = not broke and (
-            heard is None
-            or (
-                heard[0] == CloseCode.GOING_AWAY
-                and actor.resumable is not None
-                and actor.resumable.asked
-            )
-        )
-        parked_code = park(state, actor) if gone else None
-        if parked_code is None:
+        parked_code: CloseCode | None = None
+        if actor.handed_over:  # the socket lives on in another worker: no goodbye here
+            state.counters["close:handed-over"] += 1
             websocket_terminate(state, actor)
+        else:
+            cause = actor.close_cause or ("client" if heard else "lost")
+            state.counters[f"close:{cause}"] += 1
+            parked_code = _park_or_end(state, ws, actor, heard)
+    if actor.handed_over:
+        return
     if parked_code is not None:
         if not actor.frame_cut:  # no frame can follow half a frame: the stream is dropped
             await close_parked(ws, parked_code)
@@ -101,6 +101,30 @@ async def run_actor(
         code=actor.close_code.value if actor.close_code else (heard[0] if heard else "-"),
         reason=repr(actor.close_reason or (heard[1] if heard else "")),
     )
+
+
+def _park_or_end(
+    state: ServerState, ws: WebSocket, actor: Actor, heard: tuple[int, str] | None
+) -> CloseCode | None:
+    """Lost without a close from the client: the session waits for RESUME. So does
+    one closed with 1001 (the page is going away: a refresh) if the client asked
+    for its session, so it resumes after a reload; for a client that never asked
+    (the book's) 1001 is a goodbye. Hang-up (1000) ends it.
+    A client that broke the protocol (closed by the server: 1002, 1007, 1009)
+    is not lost: its session ends. Returns the parked socket's close code, if parked."""
+    broke = heard is None and ws.close_sent() is not None
+    gone = not broke and (
+        heard is None
+        or (
+            heard[0] == CloseCode.GOING_AWAY
+            and actor.resumable is not None
+            and actor.resumable.asked
+        )
+    )
+    parked_code = park(state, actor) if gone else None
+    if parked_code is None:
+        websocket_terminate(state, actor)
+    return parked_code
 
 
 async def websocket_init(
@@ -157,6 +181,23 @@ async def websocket_init(
     return rest
 
 
+def adopted(state: ServerState, session: Session, handed: Handover) -> list[str | bytes]:
+    """`websocket_init` for a connection another worker handed over: it was checked
+    there, and the session it had there goes on here as it was."""
+    session.first, session.hops = handed.first, handed.hops
+    if session.identity is not None:
+        state.expiries.watch(session.actor, session.identity)  # token-expiry hook
+    moved = handed.session
+    if moved is not None:
+        state.sessions.adopt(
+            session.actor,
+            session.identity,
+            state.settings.resume_replay_bytes,
+            (moved.id, moved.secret, moved.asked, moved.sent, list(handed.ring)),
+        )
+    return list(handed.messages)
+
+
 def connected(ws: WebSocket) -> Callable[[], bool]:
     """Whether the client is still there (asked before a password is hashed for it)."""
     return lambda: not ws.peer_gone()
@@ -174,7 +215,7 @@ async def websocket_handle(
     bucket = session.bucket
     mailbox = actor.mailbox
     while True:
-        for message in messages:
+        for index, message in enumerate(messages):
             delay = bucket.delay(actor.last_heard)
             if delay > 0:
                 await _throttle(state, actor, bucket, delay)
@@ -187,6 +228,11 @@ async def websocket_handle(
             if session.pending is not None:
                 pending, session.pending = session.pending, None
                 await pending()
+            if session.handover_to is not None:
+                target, session.handover_to = session.handover_to, None
+                if await hand_over(state, ws, session, target, messages[index:]):
+                    return
+                session.first = False
         try:
             messages = await ws.receive()
         except Closed:

@@ -41,6 +41,10 @@ class Session:
     ws: WebSocket | None = None
     writer: trio.CancelScope | None = None
     writer_done: trio.Event = attrs.field(factory=trio.Event)
+    # Several workers: the message just dispatched belongs to this worker
+    # (connection/handover.py), which the reader hands the connection to.
+    handover_to: int | None = None
+    hops: int = 0  # how many handovers brought this connection here in a row
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:

@@ -44,6 +44,9 @@ class ErrorCode(enum.StrEnum):
     # Sessions (docs/PROTOCOL.md, "Sessions and resume").
     RESUME_FAILED = "resume-failed"  # unknown, ended or taken session, wrong secret, late
     RESUME_GAP = "resume-gap"  # what the client missed is no longer kept: session ended
+    # Several worker processes (--workers N; docs/ARCHITECTURE.md, "Workers").
+    WORKER_UNREACHABLE = "worker-unreachable"  # the room's (or names') worker is restarting
+    WORKER_UNSUPPORTED = "worker-unsupported"  # a move between workers this one cannot make
 
 
 class CloseCode(enum.IntEnum):

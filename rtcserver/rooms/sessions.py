@@ -17,7 +17,7 @@ sends again what follows that number, then the mail that waited. Nothing here aw
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, cast
 
 import attrs
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 # Compared against when the session id is unknown, so that the answer takes as long.
 _DUMMY_SECRET: Final = secrets.token_urlsafe(32).encode()
+# Moved sessions remembered (about 100 bytes each): more than live sessions move.
+MAX_MOVED: Final = 100_000
 
 
 def new_secret() -> str:
@@ -113,6 +115,11 @@ class Sessions:
 
     by_id: dict[str, Resumable] = attrs.field(factory=dict)
     away: dict[Actor, Resumable] = attrs.field(factory=dict)
+    # Session ids: with several workers they name this worker (owners.py).
+    new_id: Callable[[], str] = lambda: secrets.token_urlsafe(12)
+    # Sessions that moved to another worker with their connection, and where to:
+    # a RESUME of one is sent on. Bounded: the oldest are forgotten first.
+    moved: dict[str, int] = attrs.field(factory=dict)
 
     @staticmethod
     def of(actor: Actor) -> Resumable | None:
@@ -128,7 +135,7 @@ class Sessions:
         session = self.of(actor)
         if session is None:
             session = Resumable(
-                id=secrets.token_urlsafe(12),
+                id=self.new_id(),
                 secret=new_secret(),
                 actor=actor,
                 identity=identity,
@@ -144,6 +151,38 @@ class Sessions:
         session.ring.clear()
         session.ring_bytes = 0
         session.sent = -len(actor.mailbox)
+        return session
+
+    def moved_to(self, session_id: str, worker: int) -> None:
+        self.moved.pop(session_id, None)
+        self.moved[session_id] = worker
+        while len(self.moved) > MAX_MOVED:
+            del self.moved[next(iter(self.moved))]
+
+    def adopt(
+        self,
+        actor: Actor,
+        identity: Identity | None,
+        replay_limit: int,
+        moved: tuple[str, str, bool, int, list[bytes]],
+    ) -> Resumable:
+        """Take over a session that came from another worker with its connection:
+        its id, secret, numbering and replay ring, as they were there."""
+        session_id, secret, asked, sent, ring = moved
+        session = Resumable(
+            id=session_id,
+            secret=secret,
+            actor=actor,
+            identity=identity,
+            replay_limit=replay_limit,
+            asked=asked,
+            sent=sent,
+            ring=ring,
+            ring_bytes=sum(map(len, ring)),
+        )
+        self.by_id[session_id] = session
+        self.moved.pop(session_id, None)  # it may come back
+        actor.resumable = session
         return session
 
     def claim(self, session_id: object, secret: object) -> Resumable | None:

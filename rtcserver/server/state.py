@@ -21,6 +21,7 @@ from ..actors.actor import Actor, next_actor_id
 from ..actors.backlog import Budget, Limits
 from ..directory.calls import Switchboard
 from ..directory.presence import Directory
+from ..rooms.owners import Workers
 from ..rooms.peers import Peer
 from ..rooms.registry import Registry
 from ..rooms.sessions import Sessions
@@ -31,6 +32,7 @@ from ..security.limits import AddressCounts, PendingHead, Progress, SlowHeads
 from ..security.refusals import RefusalLog
 from ..settings import Settings
 from .metrics import ServerMetrics
+from .siblings import Siblings
 
 if TYPE_CHECKING:
     from ..cluster.names import Names
@@ -78,6 +80,11 @@ class ServerState:
     limits: Limits = attrs.field(init=False)
     # Resumable sessions, and those waiting without a socket (sessions.py).
     sessions: Sessions = attrs.field(factory=Sessions)
+    # This process's place among the server's worker processes (rooms/owners.py).
+    workers: Workers = attrs.field(factory=Workers.single)
+    # Several workers: how a connection reaches another worker (connection/handover.py).
+    inbox: trio.socket.SocketType | None = None
+    siblings: Siblings | None = None  # the other workers, asked for /healthz and /metrics
 
     def __attrs_post_init__(self) -> None:
         settings = self.settings
@@ -124,10 +131,13 @@ class ServerState:
         self._presence_changed.set()
 
     @classmethod
-    def create(cls, settings: Settings) -> ServerState:
+    def create(cls, settings: Settings, workers: Workers | None = None) -> ServerState:
+        workers = workers or Workers.single()
         state = cls(
             settings=settings,
-            registry=Registry(capacity=settings.room_capacity),
+            registry=Registry(capacity=settings.room_capacity, draw=workers.draw),
+            workers=workers,
+            sessions=Sessions(new_id=lambda: workers.session_id(secrets.token_urlsafe(12))),
             gatekeeper=Gatekeeper.from_settings(settings),
             hosts=HostAllowList.from_settings(settings),
             switchboard=Switchboard(
@@ -139,8 +149,25 @@ class ServerState:
 
             state.cluster = Cluster(state)
             state.registry = state.cluster.mirror
+        if workers.several:
+            state.siblings = Siblings(workers)
         state.metrics.attach(state)
         return state
+
+    def health_figures(self) -> dict[str, object]:
+        """This process's own /healthz figures."""
+        health: dict[str, object] = {
+            "status": "ok",
+            "connections": len(self.actors),
+            "rooms": self.registry.statistics().rooms,
+        }
+        if self.cluster is not None:
+            health["node"] = self.cluster.node
+            health["cluster"] = "up" if self.cluster.available else "down"
+        return health
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
 
     @contextlib.contextmanager
     def handshaking(self, deadline: float) -> Iterator[trio.CancelScope]:

@@ -155,6 +155,23 @@ class WebSocket:
                 break
         return messages
 
+    def at_frame_boundary(self) -> bool:
+        """Whether every byte read so far belongs to a message already returned: no
+        half frame in the parser, no fragmented message, nothing parsed but unread.
+        Only then can another process take the socket over (connection/handover.py)
+        and start its own parser on the next byte."""
+        if self._pending or self._fragments is not None or self.protocol.state is not _OPEN:
+            return False
+        # The frame parser waits in `reader.at_eof()` between frames, and only there
+        # with an empty buffer; inside a frame it waits in `read_exact`.
+        generator: object = self.protocol.parser
+        while generator is not None:
+            code = getattr(generator, "gi_code", None)
+            if code is not None and code.co_name == "at_eof":
+                return not self.protocol.reader.buffer
+            generator = getattr(generator, "gi_yieldfrom", None)
+        return False
+
     def has_output(self) -> bool:
         """Whether reading made the protocol queue bytes (a pong, a close) to send."""
         return bool(self.protocol.writes)
@@ -300,4 +317,14 @@ async def accept(stream: trio.abc.Stream, head: bytes, max_message_size: int) ->
     await stream.send_all(data)
     if response.status_code != 101:
         return None
+    return WebSocket(stream, protocol)
+
+
+def adopt(stream: trio.abc.Stream, max_message_size: int) -> WebSocket:
+    """An open WebSocket on a socket another process handed over at a frame
+    boundary (`WebSocket.at_frame_boundary`): no handshake, the frame parser fresh."""
+    protocol = ServerProtocol(max_size=max_message_size, logger=_protocol_log)
+    protocol.state = _OPEN
+    protocol.parser = Protocol.parse(protocol)
+    next(protocol.parser)
     return WebSocket(stream, protocol)

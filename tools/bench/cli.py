@@ -156,7 +156,17 @@ def parser() -> argparse.ArgumentParser:
         help=f"runs per scenario; medians with min–max are reported ({_default('repeat')})",
     )
     how.add_argument(
-        "--workers", type=int, help=f"load-generator processes ({_default('workers')})"
+        "--loadgen",
+        type=int,
+        dest="workers",
+        help=f"load-generator processes ({_default('workers')})",
+    )
+    how.add_argument(
+        "--workers",
+        dest="server_workers",
+        metavar="N",
+        help="the local rtcserver's worker processes (its --workers: N or auto; default 1). "
+        "CPU and memory are summed over its supervisor and workers",
     )
     how.add_argument(
         "--pin",
@@ -240,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_concurrency=args.setup_concurrency,
     )
     if plan.repeat < 1 or plan.workers < 1:
-        say("--repeat and --workers must be at least 1")
+        say("--repeat and --loadgen must be at least 1")
         return 2
     if args.plot is not None and (missing := matplotlib_missing()) is not None:
         say(missing)
@@ -284,7 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         launchers["rtcserver"] = remote_launcher(args.url, args.server_pid)
     elif args.baseline != "only":
         launchers["rtcserver"] = rtcserver_launcher(
-            log_dir, args.pin, args.server_arg, args.server_dir
+            log_dir,
+            args.pin,
+            [
+                *args.server_arg,
+                *(["--workers", args.server_workers] if args.server_workers else []),
+            ],
+            args.server_dir,
         )
     want_baseline = args.baseline in ("on", "only") or (args.baseline == "auto" and not args.url)
     if want_baseline:

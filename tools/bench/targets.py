@@ -82,7 +82,7 @@ def _pin_to_server_core() -> None:
 
 
 def _launch(
-    name: str, cmd: list[str], cwd: Path, log_path: Path, pin: bool, timeout: float = 20.0
+    name: str, cmd: list[str], cwd: Path, log_path: Path, pin: bool, timeout: float = 60.0
 ) -> Target:
     log = open(log_path, "wb")  # noqa: SIM115 - the child owns it; we close our copy below
     # Every load-generator connection comes from 127.0.0.1: lift the per-address limit
