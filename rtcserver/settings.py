@@ -201,6 +201,11 @@ class Settings:
     metrics_token: str = _opt(
         "", "when set, /metrics answers only requests with `Authorization: Bearer <token>`"
     )
+    admin_token: str = _opt(
+        "",
+        "when set, the admin REST API answers under /api/v1/ to `Authorization: Bearer "
+        "<token>` (docs/API.md); unset: every /api/ path is 404",
+    )
     redis: str = _opt(
         "",
         "cluster mode: a Redis URL (redis://host:port/db); every node given the same Redis "

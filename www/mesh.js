@@ -71,6 +71,7 @@ class MeshPeer {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.pc = null;
+    this.dc = null; // the data channel, with the client's dataChannel option
     this.tag = randomTag(); // names our RTCPeerConnection to the peer
     this.remoteTag = null; // the peer's, from its first message
     this.away = false; // its signaling socket is lost (PEERAWAY with its id)
@@ -116,6 +117,10 @@ class MeshPeer {
       emit(this.client, "peerstate", { peer: this });
       this.restartIceIfNeeded();
     };
+    if (this.client.dataChannel) {
+      // Negotiated (same id on both sides): neither side waits for the other's channel.
+      this._useDataChannel(pc.createDataChannel(this.client.dataChannel, { negotiated: true, id: 0 }));
+    }
     if (localStream) {
       for (const track of localStream.getTracks()) {
         pc.addTrack(track, localStream);
@@ -125,6 +130,33 @@ class MeshPeer {
       pc.addTransceiver("video", { direction: "recvonly" });
     }
     this._opened();
+  }
+
+  /** JSON objects from the peer over the data channel become "peermessage" {peer, message}. */
+  _useDataChannel(channel) {
+    this.dc = channel;
+    channel.onopen = () => emit(this.client, "peerchannel", { peer: this });
+    channel.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (_err) {
+        console.warn("mesh: dropping a data-channel message that is not JSON");
+        return;
+      }
+      if (message && typeof message === "object" && this.client.peers.get(this.id)?.dc === channel) {
+        emit(this.client, "peermessage", { peer: this, message: message });
+      }
+    };
+  }
+
+  /** Send an object to this peer over the data channel; false when it is not open. */
+  sendData(message) {
+    if (this.dc?.readyState !== "open") {
+      return false;
+    }
+    this.dc.send(JSON.stringify(message));
+    return true;
   }
 
   /** Messages from this peer, one at a time, in order. */
@@ -195,6 +227,10 @@ class MeshPeer {
 
   close() {
     this._opened();
+    if (this.dc) {
+      this.dc.onmessage = null;
+      this.dc.close();
+    }
     if (this.pc) {
       this.pc.onconnectionstatechange = null;
       this.pc.onnegotiationneeded = null;
@@ -208,7 +244,10 @@ class MeshPeer {
 
 /**
  * options: {room (number or null: create one), capacity (for a new room),
- *   localMedia (Promise of MediaStream or null), token, credentials, name}
+ *   localMedia (Promise of MediaStream or null), token, credentials, name,
+ *   signalingUrl, configUrl (default: beside the page), forceRelay,
+ *   dataChannel (a label: every pair also has a negotiated RTCDataChannel of that
+ *     name, peer.dc; its JSON objects arrive as "peermessage" {peer, message})}
  * Events: "room" {room, id, capacity}, "wrongroom" {reason}, "peerjoined" {peer},
  *   "peerleft" {peer}, "peertrack" {peer}, "peerstate" {peer}, "peermedia" {peer},
  *   "peerreset" {peer} (a new connection with that member: its stream is new),
@@ -216,7 +255,8 @@ class MeshPeer {
  *     for PEERAWAYs that name nobody), "reconnecting", "reconnected" {resumed},
  *   "roomgone" {reason} (reconnected, but the room no longer exists),
  *   "chat" {text, peer}, "servererror" {code, message}, "disconnected" {code, reason},
- *   "tworoom" {room} (the link leads to a room of two: the caller uses the call page).
+ *   "tworoom" {room} (the link leads to a room of two: the caller uses the call page),
+ *   "peerchannel" {peer} (its data channel opened), "peermessage" {peer, message}.
  * Properties: room, id, peers (Map id -> MeshPeer), reconnecting, awayUnknown.
  */
 class MeshClient extends EventTarget {
@@ -230,7 +270,10 @@ class MeshClient extends EventTarget {
       options.credentials ||
       (() => Promise.reject(new AuthError("auth-required", "this server asks for a name and password")));
     this.name = options.name || null;
-    this.channel = new SignalingChannel(signalingUrl());
+    this.configUrl = options.configUrl || configUrl();
+    this.forceRelay = !!options.forceRelay;
+    this.dataChannel = options.dataChannel || null;
+    this.channel = new SignalingChannel(options.signalingUrl || signalingUrl());
     this.session = null;
     this.id = null;
     this.peers = new Map();
@@ -252,9 +295,10 @@ class MeshClient extends EventTarget {
     this.channel.addEventListener("close", (event) => this._onChannelClosed(event.detail));
     try {
       this.session = await openSignaling(this.channel, {
-        configUrl: configUrl(),
+        configUrl: this.configUrl,
         token: this.token,
         credentials: this.credentials,
+        forceRelay: this.forceRelay,
       });
     } catch (err) {
       this.finished = true;

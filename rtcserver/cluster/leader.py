@@ -106,13 +106,7 @@ class Leader:
             self.apply(board.call(name, str(request["to"]), str(request["media"]), now))
             self.ring_changed.set()
             return
-        action = {
-            "ACCEPT": board.accept,
-            "REJECT": board.reject,
-            "CANCEL": board.cancel,
-            "HANGUP": board.hangup,
-        }[op]
-        self.apply(action(name, str(request["call"])))
+        self.apply(board.respond(op, name, str(request["call"])))
 
     def _online(self, name: str, holder: Holder, reply_to: int | None) -> None:
         node, actor = holder

@@ -25,7 +25,7 @@ import trio
 from ..actors.actor import Actor
 from ..security.auth import ANONYMOUS, AuthFailed, Identity, address_host, origin_allowed
 from ..security.turn import ice_config
-from ..server import metrics
+from ..server import admin, metrics
 from ..server.state import ServerState
 from ..wire import engine, logsafe, static
 from ..wire.http import (
@@ -222,6 +222,16 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
     path = target.split("?", 1)[0]
     head_only = method == b"HEAD"
     tls = state.settings.tls
+    if path.startswith("/api/"):  # the admin REST API (server/admin.py) answers it all
+        return admin.answer(
+            admin.LocalAdmin(state),
+            state.settings.admin_token,
+            state.counters,
+            method.decode("latin-1"),
+            target,
+            header(request, b"authorization"),
+            tls,
+        )
     if method not in (b"GET", b"HEAD"):
         return text_response(
             405, "only GET and HEAD are served here", extra=[("Allow", "GET, HEAD")]

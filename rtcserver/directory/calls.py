@@ -335,6 +335,17 @@ class Switchboard:
             PresenceChanged(callee, Status.IN_CALL),
         ]
 
+    def respond(self, kind: str, user: str, call_id: str) -> list[Effect]:
+        """ACCEPT, REJECT, CANCEL or HANGUP by its message type (`kind`), as both shells
+        (one node: `phone.call_control`; the cluster's leader) receive it."""
+        action = {
+            "ACCEPT": self.accept,
+            "REJECT": self.reject,
+            "CANCEL": self.cancel,
+            "HANGUP": self.hangup,
+        }[kind]
+        return action(user, call_id)
+
     def accept(self, user: str, call_id: str) -> list[Effect]:
         """ACCEPT: the callee answers. The shell gets `CreateRoom`; CALLACCEPTED goes
         out once it reports the room with `room_created`."""

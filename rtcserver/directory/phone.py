@@ -160,13 +160,7 @@ def call_control(state: PhoneHost, actor: Actor, kind: str, fields: dict[str, An
     if not isinstance(call_id, str):
         _error(actor, ErrorCode.BAD_TYPE, f"{kind} needs the string `call` id it is about")
         return
-    action = {
-        "ACCEPT": board.accept,
-        "REJECT": board.reject,
-        "CANCEL": board.cancel,
-        "HANGUP": board.hangup,
-    }[kind]
-    apply(state, action(name, call_id))
+    apply(state, board.respond(kind, name, call_id))
 
 
 def apply(state: PhoneHost, effects: Iterable[calls.Effect]) -> None:
@@ -218,7 +212,8 @@ async def presence_publisher(state: PhoneHost) -> None:
     directory = state.presence
     last = -float("inf")
     while True:
-        await state.presence_event().wait()
+        while not directory.pending:  # a change made before we looked is not lost
+            await state.presence_event().wait()
         interval = max(settings.presence_interval, directory.subscribers / settings.presence_rate)
         await trio.sleep_until(last + interval)
         last = trio.current_time()

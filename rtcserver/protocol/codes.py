@@ -57,6 +57,8 @@ class CloseCode(enum.IntEnum):
     SLOW_CONSUMER = 4000  # the client stopped reading: over its byte limits, or a write stuck
     KEEPALIVE_TIMEOUT = 4001  # no pong within keepalive_timeout
     RESUMED_ELSEWHERE = 4002  # the session was resumed on a newer connection
+    ROOM_CLOSED = 4003  # the admin API closed the room (DELETE /api/v1/rooms/{n})
+    REMOVED = 4004  # the admin API removed this member (DELETE .../members/{id})
 
 
 class WrongRoomReason(enum.StrEnum):

@@ -203,29 +203,34 @@ def text_response(
 
 async def send_and_linger(stream: trio.abc.Stream, data: bytes) -> None:
     """Send a response, then drain what the client still sends so close() is no RST."""
-    with trio.move_on_after(LINGER_TIMEOUT):
-        try:
-            await stream.send_all(data)
-            if isinstance(stream, trio.SocketStream):
-                await stream.send_eof()
-            while await stream.receive_some(8192):
-                pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+    await _send_and_drain(stream, data, LINGER_TIMEOUT, _CLOSED)
 
 
 async def send_and_close(stream: trio.abc.Stream, data: bytes) -> None:
     """Send a refusal at once and close after a short drain (`EARLY_LINGER`): long
     enough that a client which already sent its request gets the answer, not a RST;
     short enough that a flood of refused connections holds few descriptors."""
-    with trio.move_on_after(EARLY_LINGER):
+    await _send_and_drain(stream, data, EARLY_LINGER, (*_CLOSED, OSError))
+
+
+_CLOSED: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+async def _send_and_drain(
+    stream: trio.abc.Stream,
+    data: bytes,
+    timeout: float,
+    ignored: tuple[type[BaseException], ...],
+) -> None:
+    """Send `data`, half-close, and read until the client closes or `timeout` ends."""
+    with trio.move_on_after(timeout):
         try:
             await stream.send_all(data)
             if isinstance(stream, trio.SocketStream):
                 await stream.send_eof()
             while await stream.receive_some(8192):
                 pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        except ignored:
             pass
 
 

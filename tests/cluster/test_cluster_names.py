@@ -238,10 +238,15 @@ async def test_disconnecting_ends_the_call_on_the_other_node(
             ringing = await call(kim, lou, "lou")
             # While ringing, the callee's disconnect is a REJECT.
         assert await until(kim, "REJECTED") == {"type": "REJECTED", "call": ringing}
+        # The directory coalesces a leave and a join within one presence interval
+        # (presence.py): kim hears lou leave below only if kim was told lou was there.
+        # So wait until kim's directory shows lou gone, then lou in the call.
+        await kim.directory_until(lambda users: "lou" not in users)
         async with connect(node_b.ws_url) as lou:
             await _login_until_free(lou, "lou", timeout=5)
             call_id = await call(kim, lou, "lou")
             await _accepted(kim, lou, call_id)
+            await kim.directory_until(lambda users: users.get("lou") == "in-call")
         # Once active, it is PEERLEFT (the room) then HANGUP (the call), as on one node.
         heard = await _hear_all(kim, {"PEERLEFT", "HANGUP", "USERLEFT"}, 5)
         assert list(heard) == ["PEERLEFT", "HANGUP", "USERLEFT"], heard

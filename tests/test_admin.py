@@ -1,0 +1,119 @@
+"""The admin REST API (docs/API.md) against a real server on a real socket."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import orjson
+import pytest
+
+from tests.conftest import StartServer
+from tests.support.client import make_pair
+from tests.test_http import body_of, get, http_exchange, status_of
+from tests.test_resume import call
+
+TOKEN = "a" * 32
+AUTH = f"Authorization: Bearer {TOKEN}\r\n"
+
+
+async def api(port: int, path: str, method: str = "GET", auth: str = AUTH) -> tuple[int, object]:
+    reply = await http_exchange(port, get(path, method, auth))
+    return status_of(reply), orjson.loads(body_of(reply)) if body_of(reply) else None
+
+
+async def test_api_is_404_without_admin_token(start_server: StartServer) -> None:
+    server = await start_server()
+    for path in ("/api/v1/rooms", "/api/", "/api/v1/openapi.json"):
+        reply = await http_exchange(server.port, get(path, "GET", AUTH))
+        assert status_of(reply) == 404
+
+
+async def test_api_refuses_missing_or_wrong_token(start_server: StartServer) -> None:
+    server = await start_server(admin_token=TOKEN)
+    assert (await api(server.port, "/api/v1/rooms", auth=""))[0] == 401
+    assert (await api(server.port, "/api/v1/rooms", auth="Authorization: Bearer x\r\n"))[0] == 401
+    status, body = await api(server.port, "/api/v1/rooms")
+    assert status == 200
+    assert body == {"rooms": [], "next_cursor": None}
+    assert server.state.counters["refused:admin-token"] == 2
+
+
+async def test_list_get_and_close_room(start_server: StartServer) -> None:
+    server = await start_server(admin_token=TOKEN)
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    async with contextlib.AsyncExitStack() as stack:
+        creator, joiner, room = await make_pair(stack, url)
+        status, body = await api(server.port, "/api/v1/rooms")
+        assert status == 200
+        assert isinstance(body, dict)
+        [listed] = body["rooms"]
+        assert listed["number"] == room and len(listed["members"]) == 2
+        status, one = await api(server.port, f"/api/v1/rooms/{room}")
+        assert status == 200 and one == listed
+        status, _ = await api(server.port, f"/api/v1/rooms/{room}", "DELETE")
+        assert status == 200
+        for client in (creator, joiner):
+            closed = await client.expect_close()
+            assert closed.code == 4003
+            assert closed.reason == "The room was closed"
+    status, _ = await api(server.port, f"/api/v1/rooms/{room}")
+    assert status == 404
+
+
+async def test_remove_member_others_get_peerleft(start_server: StartServer) -> None:
+    server = await start_server(admin_token=TOKEN)
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    async with contextlib.AsyncExitStack() as stack:
+        creator, joiner, room = await make_pair(stack, url)
+        _, one = await api(server.port, f"/api/v1/rooms/{room}")
+        assert isinstance(one, dict)
+        ids = [m["id"] for m in one["members"]]
+        # The joiner entered second: the roster lists members in the order they came.
+        status, _ = await api(server.port, f"/api/v1/rooms/{room}/members/{ids[1]}", "DELETE")
+        assert status == 200
+        closed = await joiner.expect_close()
+        assert closed.code == 4004
+        await creator.expect("PEERLEFT")
+
+
+async def test_bad_paths_methods_and_parameters(start_server: StartServer) -> None:
+    server = await start_server(admin_token=TOKEN)
+    port = server.port
+    assert (await api(port, "/api/v1/nothing"))[0] == 404
+    assert (await api(port, "/api/v2/rooms"))[0] == 404
+    assert (await api(port, "/api/v1/rooms", "DELETE"))[0] == 405
+    assert (await api(port, "/api/v1/rooms/12", "PUT"))[0] == 405
+    assert (await api(port, "/api/v1/rooms/x"))[0] == 400
+    assert (await api(port, "/api/v1/rooms/12"))[0] == 404
+    assert (await api(port, "/api/v1/rooms/12/members/z", "DELETE"))[0] == 404
+    status, body = await api(port, "/api/v1/rooms?limit=0")
+    assert status == 400 and isinstance(body, dict) and "limit" in body["error"]
+
+
+async def test_removal_cannot_be_undone_by_resume(start_server: StartServer) -> None:
+    server = await start_server(admin_token=TOKEN, resume_grace=30.0)
+    async with call(server) as (a, b, room):
+        _, one = await api(server.port, f"/api/v1/rooms/{room}")
+        assert isinstance(one, dict)
+        creator_id = one["members"][0]["id"]
+        status, _ = await api(server.port, f"/api/v1/rooms/{room}/members/{creator_id}", "DELETE")
+        assert status == 200
+        await b.expect("PEERLEFT")  # not PEERAWAY: the session did not wait
+        a2 = await a.resume_on(server.port)
+        assert (await a2.expect("ERROR"))["code"] == "resume-failed"
+        await a2.client.close()
+
+
+async def test_tokens_never_appear_in_logs(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = await start_server(admin_token=TOKEN)
+    wrong = "w" * 32
+    assert (await api(server.port, "/api/v1/rooms", auth=f"Authorization: Bearer {wrong}\r\n"))[
+        0
+    ] == 401
+    assert (await api(server.port, "/api/v1/rooms"))[0] == 200
+    assert "refused" in caplog.text
+    assert TOKEN not in caplog.text and wrong not in caplog.text
