@@ -73,3 +73,20 @@ def test_relaying_before_login_or_without_a_name_is_an_error() -> None:
     assert isinstance(reply, Reply) and "'name'" in reply.message["message"]
     (reply,) = logged_in("a").handle({"type": "offer", "name": "b"})
     assert isinstance(reply, Reply) and "'offer' is missing" in reply.message["message"]
+
+
+def test_an_undelivered_offer_starts_no_call() -> None:
+    alice = logged_in("alice")
+    alice.handle({"type": "offer", "offer": "o", "name": "nobody"})
+    assert alice.in_call
+    alice.undelivered("nobody")
+    assert not alice.in_call and alice.closed() == []
+
+
+def test_the_partner_leaving_ends_the_call_and_another_name_does_not() -> None:
+    bob = logged_in("bob")
+    bob.offered_by("alice")
+    bob.left_by("carol")
+    assert bob.in_call
+    bob.left_by("alice")
+    assert not bob.in_call and bob.closed() == []

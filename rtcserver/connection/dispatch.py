@@ -13,7 +13,7 @@ from typing import Any
 from .. import protocol
 from ..actors.actor import Actor
 from ..cluster.errors import ClusterUnavailable
-from ..directory import phone
+from ..directory import phone, tutorial
 from ..protocol import ErrorCode, WrongRoomReason
 from ..rooms.peers import Peer, roster_text
 from ..rooms.registry import Created, Entered, Refused, is_multi_party
@@ -33,6 +33,9 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
     if expiry.expired(session.identity):
         expiry.end(state, actor)  # the timer may not have woken yet: nothing more is done
         return
+    if session.dialect:
+        tutorial.handle(state, actor, text, _identity(session))
+        return
     first, session.first = session.first, False
     if session.identity is None and not first:
         return  # a RESUME stood for AUTH and was refused: the connection is closing
@@ -41,6 +44,13 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
     except protocol.ProtocolError as error:
         state.counters[f"error:{error.code}"] += 1
         actor.tell(protocol.encode(error.reply))
+        return
+    if first and isinstance(message, protocol.Relay) and tutorial.opens(message.fields):
+        # The tutorial dialect (docs/PROTOCOL.md): for the rest of this connection. It
+        # gets no resumable session: its clients cannot RESUME, and a lost socket's
+        # partner must hear `leave` at once.
+        session.dialect = True
+        tutorial.handle(state, actor, text, _identity(session))
         return
     if actor.resumable is None and not isinstance(message, protocol.Resume):
         # Every client gets its session before the answer to its first message (one
@@ -92,7 +102,15 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         case protocol.Login(name=name):
             session.pending = phone.login(state, actor, name, _identity(session))
         case protocol.CallControl(type=kind, fields=fields):
-            if registry.name_of(actor) is not None:
+            if kind == "CALL" and tutorial.speaks_dialect(state, fields.get("to")):
+                reply_error(
+                    state,
+                    actor,
+                    ErrorCode.OTHER_DIALECT,
+                    "that user speaks the tutorial dialect (offers by name), "
+                    "which a CALL cannot ring",
+                )
+            elif registry.name_of(actor) is not None:
                 phone.call_control(state, actor, kind, fields)
             elif registry.room_of(actor) is not None:
                 dispatch_relay(state, actor, text, kind, fields)  # a room's own message

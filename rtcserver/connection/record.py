@@ -41,6 +41,8 @@ class Session:
     ws: WebSocket | None = None
     writer: trio.CancelScope | None = None
     writer_done: trio.Event = attrs.field(factory=trio.Event)
+    # The first message was the tutorial dialect's `login`: every message is its.
+    dialect: bool = False
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:

@@ -118,6 +118,20 @@ class Session:
         """A relayed offer arrived: the caller is now this session's partner."""
         self.partner = caller
 
+    def undelivered(self, peer: str) -> None:
+        """A relay to `peer` found nobody to take it: no call with them began."""
+        if self.partner == peer:
+            self.partner = None
+
+    def left_by(self, peer: str) -> None:
+        """`peer` sent `leave` or closed its socket: the call with them is over."""
+        if self.partner == peer:
+            self.partner = None
+
+    @property
+    def in_call(self) -> bool:
+        return self.name is not None and self.partner is not None
+
     def closed(self) -> list[Relay]:
         """The socket closed: the partner, if any, hears `leave`."""
         if self.name is None or self.partner is None:

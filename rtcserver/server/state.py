@@ -19,6 +19,7 @@ import trio
 from ..actors.actor import Actor, next_actor_id
 from ..actors.backlog import Budget, Limits
 from ..directory.calls import Switchboard
+from ..directory.dialect import Session as DialectSession
 from ..directory.presence import Directory
 from ..rooms.peers import Peer
 from ..rooms.registry import Registry
@@ -69,6 +70,8 @@ class ServerState:
     limits: Limits = attrs.field(init=False)
     # Resumable sessions, and those waiting without a socket (sessions.py).
     sessions: Sessions = attrs.field(factory=Sessions)
+    # Connections speaking the tutorial dialect (directory/tutorial.py), by actor.
+    dialect_sessions: dict[Peer, DialectSession] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         settings = self.settings
