@@ -106,7 +106,13 @@ class Settings:
     resume_grace: float = _opt(
         30.0,
         "seconds a session keeps its room, name and mail after its socket is lost "
-        "(or closed with 1001 by a client that asked for its session), waiting for a RESUME",
+        "(without a close frame), waiting for a RESUME",
+    )
+    reload_grace: float = _opt(
+        5.0,
+        "seconds a session that closed with 1001 (a page reload, and a closed tab alike) "
+        "keeps its place for its RESUME (at most resume_grace); a lost socket keeps the "
+        "full resume_grace, so a newcomer waits for a closed tab only this long",
     )
     resume_replay_bytes: int = _opt(
         65536,

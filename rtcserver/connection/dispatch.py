@@ -22,8 +22,12 @@ from ..security.auth import Identity
 from ..security.turn import ice_config
 from ..server.state import ServerState
 from .record import Session, log_event, reply_error
-from .resume import grant_session, resume
+from .resume import grant_session, resume, seats_held
 from .terminate import announce_departure
+
+# Added to a held seat's remaining grace in WRONGROOM's `retry`: the ENTERROOM then
+# comes just after the grace ends (the check above frees the seat at once).
+SEAT_RETRY_MARGIN = 0.05
 
 
 def dispatch(state: ServerState, session: Session, text: str) -> None:
@@ -95,7 +99,9 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
                     state, actor, room, create=False, capacity=None, roster=roster
                 )
                 return
-            _room_entered(state, actor, room, registry.enter(room, actor), roster)
+            # A seat whose away member's grace is over frees now, not at the sweep.
+            held = None if room is None else seats_held(state, room)
+            _room_entered(state, actor, room, registry.enter(room, actor), roster, held)
         case protocol.GetConfig():
             config = ice_config(state.settings, _turn_user(session), time.time())
             actor.tell(protocol.encode(protocol.Config(**config)))
@@ -150,10 +156,16 @@ def _room_entered(
     room: int | None,
     result: Entered[Peer] | Refused[Peer],
     roster: bool,
+    held: float | None = None,
 ) -> None:
     announce_departure(actor, result.left)
     if isinstance(result, Refused):
-        actor.tell(protocol.encode(protocol.WrongRoom(reason=result.reason)))
+        if result.reason is WrongRoomReason.ROOM_FULL and held is not None:
+            # Full only while an away member holds its seat: "wait", not "go away".
+            retry = round(max(held, 0.0) + SEAT_RETRY_MARGIN, 3)
+            actor.tell(protocol.encode(protocol.SeatHeld(reason=result.reason, retry=retry)))
+        else:
+            actor.tell(protocol.encode(protocol.WrongRoom(reason=result.reason)))
         log_event(actor, "wrongroom", room, reason=result.reason)
         return
     registry = state.registry

@@ -86,7 +86,7 @@ async def run_actor(
                 and actor.resumable.asked
             )
         )
-        parked_code = park(state, actor) if gone else None
+        parked_code = park(state, actor, closed_by_client=heard is not None) if gone else None
         if parked_code is None:
             websocket_terminate(state, actor)
     if parked_code is not None:
