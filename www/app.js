@@ -407,6 +407,7 @@ function connect(room) {
     }
   });
   on("wrongroom", (event) => showWrongRoom(event.detail.reason));
+  on("waitingforseat", () => setStatus("Waiting for a seat…"));
   on("conference", (event) => {
     // A group call: the grid page takes the same room (and the sign-in token, if any).
     const url = new URL("conference.html", window.location.href);
