@@ -297,4 +297,7 @@ def client_config(state: ServerState) -> dict[str, object]:
     else:
         config = ice_config(attrs.evolve(settings, turn=()), "-", time.time())
     config["auth"] = settings.auth_mode
+    # What a GETROOM without `capacity` gets: above two, the main page hands a new
+    # room's creator to the group page, which shows everyone.
+    config["roomCapacity"] = settings.room_capacity
     return config
