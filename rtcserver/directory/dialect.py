@@ -10,8 +10,9 @@ Names are checked by the caller's registry (one namespace with LOGIN names).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
+
+import attrs
 
 # The relayed payload field of each relayed type.
 _PAYLOAD: Final = {"offer": "offer", "answer": "answer", "candidate": "candidate"}
@@ -27,14 +28,14 @@ def opens_dialect(message: object) -> bool:
     return isinstance(message, dict) and message.get("type") == "login"
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class Reply:
     """A message to the sender itself."""
 
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class Relay:
     """A message to the peer logged in under `name` (an unknown name gets an error)."""
 
@@ -42,7 +43,7 @@ class Relay:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class Login:
     """Ask the registry for `name`; the caller answers `login` with success or not."""
 
@@ -66,7 +67,7 @@ def _name(message: dict[str, Any]) -> str | Reply:
     return name
 
 
-@dataclass
+@attrs.define
 class Session:
     """One dialect connection: its login name and its current partner."""
 
