@@ -15,6 +15,7 @@ import orjson
 import trio
 
 from tests.conftest import StartServer
+from tests.faults.wsclient import WsClient
 from tests.support.client import Client, connect, make_pair
 
 Stack = contextlib.AsyncExitStack
@@ -270,3 +271,19 @@ async def test_the_server_counts_dialect_errors(start_server: StartServer) -> No
         await client.send({"type": "dance"})
         await client.recv()  # counted before it was sent
         assert server.state.counters["error:dialect"] == 1
+
+
+async def test_a_silent_dialect_socket_is_dropped_by_keepalive_and_its_partner_hears_leave(
+    start_server: StartServer,
+) -> None:
+    async with world(start_server, keepalive_interval=0.2, keepalive_timeout=0.5) as w:
+        bob = await w.dialect("bob")
+        alice = await WsClient.connect(int(w.url.rsplit(":", 1)[1]), path="/")
+        await alice.send_json({"type": "login", "name": "alice"})
+        assert orjson.loads(await alice.recv()) == {"type": "login", "success": True}
+        await bob.send({"type": "offer", "offer": "o", "name": "alice"})
+        assert orjson.loads(await alice.recv())["name"] == "bob"
+        # alice reads nothing more, so she answers no ping: close 4001, as anyone.
+        assert await bob.recv(timeout=5.0) == {"type": "leave"}
+        await w.book_still_relays()
+        alice.abort()
