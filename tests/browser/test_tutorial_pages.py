@@ -17,11 +17,11 @@ import pytest
 
 from tests.browser.callpage import CONNECT_MS, MEDIA_MS, POLL_MS, UI_MS, CallPage
 from tests.browser.conftest import LoopbackNamespace, OpenPage
+from tests.browser.phonepage import PhonePage
 from tests.support.process import ROOT, ServerProcess, running_server
 
 pytestmark = pytest.mark.browser
 
-PAGES = ROOT / "www" / "tutorial"
 ORIGINAL_SERVER = 'const SERVER = "ws://localhost:9090";'
 
 # Remote video frames keep being decoded on the page's own connection
@@ -51,10 +51,11 @@ VIDEO_FLOWING = """() => {
 
 
 def tutorial_www(root: Path, port: int) -> Path:
-    """The tutorial pages, pointed at `ws://localhost:<port>` instead of 9090."""
+    """rtcserver's pages (the phone page among them), with the tutorial pages pointed
+    at `ws://localhost:<port>` instead of 9090."""
     www = root / "www"
-    shutil.copytree(PAGES, www)
-    client = www / "client.js"
+    shutil.copytree(ROOT / "www", www)
+    client = www / "tutorial" / "client.js"
     text = client.read_text()
     assert ORIGINAL_SERVER in text, "the page must connect where the tutorials do"
     client.write_text(text.replace(ORIGINAL_SERVER, f'const SERVER = "ws://localhost:{port}";'))
@@ -79,7 +80,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, gate_port: int) -> Iterator
 def page_url(site_url: str, gate_port: int) -> str:
     # localhost, as the page's WebSocket: the same origin (the Origin check, CSP 'self').
     del site_url  # it points the gate at this module's server
-    return f"http://localhost:{gate_port}/index.html"
+    return f"http://localhost:{gate_port}/tutorial/index.html"
 
 
 def sign_in(open_page: OpenPage, url: str, name: str) -> CallPage:
@@ -172,3 +173,22 @@ def test_a_taken_name_and_an_unknown_callee_are_told(open_page: OpenPage, page_u
     frank = sign_in(open_page, page_url, "frank")
     call(frank, "nobody")
     wait_status(frank, "no user named 'nobody' is logged in")
+
+
+def test_the_phone_page_lists_tutorial_users_and_their_calls(
+    open_page: OpenPage, page_url: str, site_url: str
+) -> None:
+    phone = PhonePage(open_page(site_url + "/phone.html")).log_in("paula")
+    gina, hank = sign_in(open_page, page_url, "gina"), sign_in(open_page, page_url, "hank")
+    phone.wait_user("gina")
+    phone.wait_user("hank")
+    call(gina, "hank")
+    wait_video(hank)
+    phone.wait_user("gina", "busy")
+    phone.wait_user("hank", "busy")
+    hank.page.click("#hangUpBtn")
+    phone.wait_user("gina")
+    phone.wait_user("hank")
+    gina.close()
+    phone.wait_user_gone("gina")
+    phone.evaluate("() => window.phone.logout()")
