@@ -63,6 +63,13 @@ class Settings:
             "metavar": "DIR",
         },
     )
+    csp: str = _opt(
+        "",
+        "Content-Security-Policy header for pages served from a --www DIR of your own "
+        "(default: none, so pages written with inline scripts and styles, such as the "
+        "book's and the tutorials', run); rtcserver's own pages always get the strict one",
+        metavar="POLICY",
+    )
     log_level: str = _opt("info", "debug, info, warning or error")
     max_message_size: int = _opt(
         64 * 1024, "largest WebSocket message accepted, in bytes of UTF-8 (larger: close 1009)"
@@ -99,7 +106,13 @@ class Settings:
     resume_grace: float = _opt(
         30.0,
         "seconds a session keeps its room, name and mail after its socket is lost "
-        "(or closed with 1001 by a client that asked for its session), waiting for a RESUME",
+        "(without a close frame), waiting for a RESUME",
+    )
+    reload_grace: float = _opt(
+        5.0,
+        "seconds a session that closed with 1001 (a page reload, and a closed tab alike) "
+        "keeps its place for its RESUME (at most resume_grace); a lost socket keeps the "
+        "full resume_grace, so a newcomer waits for a closed tab only this long",
     )
     resume_replay_bytes: int = _opt(
         65536,
@@ -273,6 +286,11 @@ class Settings:
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert)
+
+    @property
+    def own_pages(self) -> bool:
+        """Whether the pages served are rtcserver's own (no --www, or --www naming them)."""
+        return self.www.resolve() == bundled_pages().resolve()
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -165,6 +165,13 @@ async def test_config_with_no_stun_servers_is_empty(start_server: StartServer) -
     assert config["iceServers"] == []
 
 
+async def test_config_says_what_capacity_a_new_room_gets(start_server: StartServer) -> None:
+    for capacity in (2, 4):
+        server = await start_server(room_capacity=capacity)
+        config = orjson.loads(body_of(await http_exchange(server.port, get("/config.json"))))
+        assert config["roomCapacity"] == capacity
+
+
 @pytest.mark.parametrize(
     "garbage",
     [

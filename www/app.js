@@ -371,8 +371,41 @@ function main() {
       return;
     }
   }
+  if (room === null) {
+    // A new room: with rooms for more than two by default, the group page makes it.
+    newRoomCapacity().then((capacity) => {
+      if (capacity > 2) {
+        openGroupPage(capacity);
+        return;
+      }
+      localMedia = startLocalMedia();
+      connect(null);
+    });
+    return;
+  }
   localMedia = startLocalMedia();
   connect(room);
+}
+
+/** The capacity a new room gets (config.json "roomCapacity", --room-capacity); 2 if unknown. */
+async function newRoomCapacity() {
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    const body = await response.json();
+    return Number.isSafeInteger(body.roomCapacity) ? body.roomCapacity : 2;
+  } catch (_err) {
+    return 2;
+  }
+}
+
+/** Rooms of more than two are group calls: their creator must see everyone (conference.html). */
+function openGroupPage(capacity) {
+  const url = new URL("conference.html", window.location.href);
+  url.searchParams.set("size", String(capacity));
+  if (token) {
+    url.searchParams.set("token", token);
+  }
+  window.location.replace(url.href);
 }
 
 /** A RoomClient for `room` (null: a new one), wired to the page. Called again after a refused password. */
@@ -407,6 +440,7 @@ function connect(room) {
     }
   });
   on("wrongroom", (event) => showWrongRoom(event.detail.reason));
+  on("waitingforseat", () => setStatus("Waiting for a seat…"));
   on("conference", (event) => {
     // A group call: the grid page takes the same room (and the sign-in token, if any).
     const url = new URL("conference.html", window.location.href);

@@ -56,7 +56,8 @@ function roomFromMessage(value) {
  * start() rejects with an AuthError when the server refuses the sign-in.
  * Properties: room, peerPresent, call (PeerCall or null), pc (its
  *   RTCPeerConnection or null: tests read window.rtc.pc).
- * Events: "room" {room}, "wrongroom" {reason}, "conference" {room} (the link
+ * Events: "room" {room}, "wrongroom" {reason}, "waitingforseat" {seconds} (a seat
+ *   held by an away member frees then: the client enters by itself), "conference" {room} (the link
  *   leads to a group call: the page hands over to conference.html), "peerjoined", "peerleft",
  *   "calling", "remotestream" (MediaStream), "callstate" (connectionState),
  *   "chat" {text}, "servererror" {code, message}, "disconnected" {code, reason},
@@ -90,6 +91,7 @@ class RoomClient extends EventTarget {
     this.resumable = null; // {session, secret, room} once the server granted a session
     this.reconnecting = false;
     this._asCaller = false;
+    this._seatTimer = null; // the ENTERROOM again while an away member holds a seat
   }
 
   get pc() {
@@ -337,6 +339,10 @@ class RoomClient extends EventTarget {
         if (!this.joining) {
           return; // only an ENTERROOM is answered with WRONGROOM
         }
+        if (msg.reason === "room-full" && typeof msg.retry === "number" && msg.retry >= 0) {
+          this._waitForSeat(msg.retry);
+          return;
+        }
         this.finished = true;
         this.peerPresent = false;
         this._endCall();
@@ -392,6 +398,21 @@ class RoomClient extends EventTarget {
       default:
         emit(this, "unhandled", msg);
     }
+  }
+
+  /**
+   * The room is full only because an away member holds a seat (a closed tab's short
+   * reload grace, or a lost socket's resume grace): wait, and enter the moment it
+   * frees (WRONGROOM's `retry`, docs/PROTOCOL.md "Rooms"). Not an error.
+   */
+  _waitForSeat(seconds) {
+    emit(this, "waitingforseat", { seconds });
+    clearTimeout(this._seatTimer);
+    this._seatTimer = setTimeout(() => {
+      if (!this.finished && !this.peerPresent) {
+        this.channel.send({ type: "ENTERROOM", value: this.room, roster: true });
+      }
+    }, seconds * 1000);
   }
 
   async _startCall(asCaller) {

@@ -13,7 +13,7 @@ from typing import Any
 from .. import protocol
 from ..actors.actor import Actor
 from ..cluster.errors import ClusterUnavailable
-from ..directory import phone
+from ..directory import phone, tutorial
 from ..protocol import ErrorCode, WrongRoomReason
 from ..rooms.peers import Peer, roster_text
 from ..rooms.registry import Created, Entered, Refused, is_multi_party
@@ -23,8 +23,12 @@ from ..security.turn import ice_config
 from ..server.state import ServerState
 from . import handover
 from .record import Session, log_event, reply_error
-from .resume import grant_session, resume
+from .resume import grant_session, resume, seats_held
 from .terminate import announce_departure
+
+# Added to a held seat's remaining grace in WRONGROOM's `retry`: the ENTERROOM then
+# comes just after the grace ends (the check above frees the seat at once).
+SEAT_RETRY_MARGIN = 0.05
 
 
 def dispatch(state: ServerState, session: Session, text: str) -> None:
@@ -33,6 +37,9 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
     actor = session.actor
     if expiry.expired(session.identity):
         expiry.end(state, actor)  # the timer may not have woken yet: nothing more is done
+        return
+    if session.dialect:
+        tutorial.handle(state, actor, text, _identity(session))
         return
     first, session.first = session.first, False
     if session.identity is None and not first:
@@ -50,6 +57,13 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
             session.first, session.handover_to = first, owner  # the reader hands it over
             return
         reply_error(state, actor, ErrorCode.WORKER_UNSUPPORTED, why)
+        return
+    if first and isinstance(message, protocol.Relay) and tutorial.opens(message.fields):
+        # The tutorial dialect (docs/PROTOCOL.md): for the rest of this connection. It
+        # gets no resumable session: its clients cannot RESUME, and a lost socket's
+        # partner must hear `leave` at once.
+        session.dialect = True
+        tutorial.handle(state, actor, text, _identity(session))
         return
     if actor.resumable is None and not isinstance(message, protocol.Resume):
         # Every client gets its session before the answer to its first message (one
@@ -94,14 +108,24 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
                     state, actor, room, create=False, capacity=None, roster=roster
                 )
                 return
-            _room_entered(state, actor, room, registry.enter(room, actor), roster)
+            # A seat whose away member's grace is over frees now, not at the sweep.
+            held = None if room is None else seats_held(state, room)
+            _room_entered(state, actor, room, registry.enter(room, actor), roster, held)
         case protocol.GetConfig():
             config = ice_config(state.settings, _turn_user(session), time.time())
             actor.tell(protocol.encode(protocol.Config(**config)))
         case protocol.Login(name=name):
             session.pending = phone.login(state, actor, name, _identity(session))
         case protocol.CallControl(type=kind, fields=fields):
-            if registry.name_of(actor) is not None:
+            if kind == "CALL" and tutorial.speaks_dialect(state, fields.get("to")):
+                reply_error(
+                    state,
+                    actor,
+                    ErrorCode.OTHER_DIALECT,
+                    "that user speaks the tutorial dialect (offers by name), "
+                    "which a CALL cannot ring",
+                )
+            elif registry.name_of(actor) is not None:
                 phone.call_control(state, actor, kind, fields)
             elif registry.room_of(actor) is not None:
                 dispatch_relay(state, actor, text, kind, fields)  # a room's own message
@@ -141,10 +165,16 @@ def _room_entered(
     room: int | None,
     result: Entered[Peer] | Refused[Peer],
     roster: bool,
+    held: float | None = None,
 ) -> None:
     announce_departure(actor, result.left)
     if isinstance(result, Refused):
-        actor.tell(protocol.encode(protocol.WrongRoom(reason=result.reason)))
+        if result.reason is WrongRoomReason.ROOM_FULL and held is not None:
+            # Full only while an away member holds its seat: "wait", not "go away".
+            retry = round(max(held, 0.0) + SEAT_RETRY_MARGIN, 3)
+            actor.tell(protocol.encode(protocol.SeatHeld(reason=result.reason, retry=retry)))
+        else:
+            actor.tell(protocol.encode(protocol.WrongRoom(reason=result.reason)))
         log_event(actor, "wrongroom", room, reason=result.reason)
         return
     registry = state.registry

@@ -36,6 +36,7 @@ from ..server import admin, metrics, siblings
 from ..server.state import ServerState
 from ..wire import engine, logsafe, static
 from ..wire.http import (
+    CONTENT_SECURITY_POLICY,
     BadRequest,
     client_address,
     header,
@@ -343,7 +344,11 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
             state.counters["refused:out-of-files"] += 1
             return text_response(503, "server busy", extra=[("Retry-After", "5")])
         return text_response(404, "not found", head_only=head_only)
-    return response(200, body, static.content_type(file), head_only=head_only, tls=tls)
+    settings = state.settings
+    # rtcserver's own pages run under the strict policy; pages of the operator's own
+    # --www DIR (the book's, the tutorials', with inline scripts) under --csp (none).
+    csp = CONTENT_SECURITY_POLICY if settings.own_pages else settings.csp
+    return response(200, body, static.content_type(file), head_only=head_only, tls=tls, csp=csp)
 
 
 def metrics_allowed(token: str, authorization: str | None) -> bool:
@@ -366,6 +371,9 @@ def client_config(state: ServerState) -> dict[str, object]:
     else:
         config = ice_config(attrs.evolve(settings, turn=()), "-", time.time())
     config["auth"] = settings.auth_mode
+    # What a GETROOM without `capacity` gets: above two, the main page hands a new
+    # room's creator to the group page, which shows everyone.
+    config["roomCapacity"] = settings.room_capacity
     return config
 
 

@@ -25,6 +25,7 @@ import trio
 
 from .. import protocol
 from ..actors.actor import Actor
+from ..directory.dialect import opens_dialect
 from ..protocol import ErrorCode, WrongRoomReason
 from ..rooms.owners import DIRECTORY_WORKER
 from ..security.auth import Identity
@@ -126,6 +127,8 @@ def owner_of(
             owner = state.sessions.moved.get(session_id, workers.session_owner(session_id))
         case protocol.Login() if state.registry.name_of(session.actor) is None:
             owner = DIRECTORY_WORKER  # (a second LOGIN is answered where the name is)
+        case protocol.Relay(fields=fields) if first and opens_dialect(fields):
+            owner = DIRECTORY_WORKER  # the tutorial dialect's `login`: names live there
         case _:
             return None
     return None if owner is None or owner == workers.index else owner

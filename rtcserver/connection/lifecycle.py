@@ -121,7 +121,7 @@ def _park_or_end(
             and actor.resumable.asked
         )
     )
-    parked_code = park(state, actor) if gone else None
+    parked_code = park(state, actor, closed_by_client=heard is not None) if gone else None
     if parked_code is None:
         websocket_terminate(state, actor)
     return parked_code

@@ -45,6 +45,8 @@ class Session:
     # (connection/handover.py), which the reader hands the connection to.
     handover_to: int | None = None
     hops: int = 0  # how many handovers brought this connection here in a row
+    # The first message was the tutorial dialect's `login`: every message is its.
+    dialect: bool = False
 
 
 def log_event(actor: Actor, event: str, room: int | None = None, **extra: object) -> None:

@@ -35,17 +35,23 @@ def grant_session(state: ServerState, session: Session, *, asked: bool) -> None:
     actor.tell(protocol.encode(reply))
 
 
-def park(state: ServerState, actor: Actor) -> CloseCode | None:
+def park(state: ServerState, actor: Actor, *, closed_by_client: bool = False) -> CloseCode | None:
     """Keep a resumable actor whose socket was lost: its room, name and mailbox wait
-    `resume_grace` for a RESUME; its peers hear PEERAWAY. Returns the close code for
-    the dead socket, or None when the actor is not to wait (it ends now)."""
+    `resume_grace` for a RESUME (`reload_grace` when the client closed with 1001: a
+    reload comes back at once, and a closed tab must not keep a newcomer waiting);
+    its peers hear PEERAWAY. Returns the close code for the dead socket, or None when
+    the actor is not to wait (it ends now)."""
     resumable = state.sessions.of(actor)
     if resumable is None or state.shutting_down or actor.close_code not in _PARKABLE:
         return None
     code = actor.close_code or CloseCode.NORMAL
     actor.written()  # the write in progress is in the replay ring; no longer held
     state.actors.discard(actor)
-    state.sessions.park(resumable, trio.current_time() + state.settings.resume_grace)
+    settings = state.settings
+    grace = settings.resume_grace
+    if closed_by_client:
+        grace = min(settings.reload_grace, grace)
+    state.sessions.park(resumable, trio.current_time() + grace)
     away = protocol.peer_away_text(state.registry.named_id(actor))
     for peer in state.registry.peers_of(actor):
         peer.tell(away)
@@ -67,6 +73,26 @@ def _end_parked(state: ServerState, resumable: Resumable, why: str) -> None:
     websocket_terminate(state, actor)
     actor.drop_mail()
     log_event(actor, "session-ended", why=why)
+
+
+def seats_held(state: ServerState, room: int) -> float | None:
+    """Before an ENTERROOM: end the away sessions of `room` whose grace is over (the
+    sweeper may not have come by yet), so a newcomer takes a freed seat the moment it
+    frees. Returns the seconds until the next seat held by an away member frees, or
+    None when no member of the room is away."""
+    now = trio.current_time()
+    soonest: float | None = None
+    for member in state.registry.members(room):
+        if not isinstance(member, Actor):
+            continue  # a member on another node (cluster mode): not parked here
+        resumable = state.sessions.away.get(member)
+        if resumable is None or resumable.deadline is None:
+            continue
+        if resumable.deadline <= now:
+            _end_parked(state, resumable, "grace-over")
+        elif soonest is None or resumable.deadline < soonest:
+            soonest = resumable.deadline
+    return None if soonest is None else soonest - now
 
 
 async def session_sweeper(state: ServerState) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import protocol
 from ..actors.actor import Actor
-from ..directory import phone
+from ..directory import phone, tutorial
 from ..protocol import CloseCode
 from ..rooms.peers import Peer
 from ..rooms.registry import Departure
@@ -23,6 +23,7 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
     if actor.close_code is CloseCode.SLOW_CONSUMER:
         state.counters["mailbox-overflow"] += 1
     phone.unsubscribe(state, actor)
+    tutorial.closed(state, actor)  # while its name still finds the partner's
     departure, name = state.registry.forget(actor)
     announce_departure(actor, departure)
     if name is not None:

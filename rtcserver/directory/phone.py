@@ -74,35 +74,57 @@ def login(
     """LOGIN: claim a name (checked against the authenticated identity, if any). In
     cluster mode the leader decides whether it is free: the reader awaits what this
     returns (cluster/names.py)."""
-    registry = state.registry
 
     def refuse(reason: str) -> Callable[[], Awaitable[None]] | None:
         actor.tell(protocol.encode(protocol.LoginRefused(reason=reason)))
         return None
 
-    if not isinstance(requested, str):
-        return refuse("invalid name: `name` must be a string")
-    problem = calls.validate_name(requested)
+    problem = name_refusal(state, actor, requested, identity)
     if problem is not None:
-        return refuse(f"invalid name: {problem}")
-    refusal = identity.login_refusal(requested)
-    if refusal is not None:
-        return refuse(refusal)
-    if registry.name_of(actor) is not None:
-        return refuse(f"already logged in as {registry.name_of(actor)}")
+        return refuse(problem)
+    assert isinstance(requested, str)  # name_refusal refuses anything else
     names = state.names
     if names is not None:
         return lambda: names.login(actor, requested)
-    if not registry.register_name(requested, actor):
-        if registry.actor_named(requested) is None and registry.name_like(requested):
-            return refuse("name taken: it looks like the name of someone logged in")
-        return refuse("name taken")
+    taken = claim_name(state, actor, requested)
+    if taken is not None:
+        return refuse(taken)
     log.info(
         "conn=%d addr=%s event=login user=%s", actor.id, actor.address, logsafe.clean(requested)
     )
     actor.tell(protocol.encode(protocol.LoginOk(name=requested)))
     subscribe(state, actor)
     apply(state, state.switchboard.online(requested))  # the directory: a join
+    return None
+
+
+def name_refusal(
+    state: PhoneHost, actor: Actor, requested: object, identity: Identity
+) -> str | None:
+    """Why `actor` may not log in as `requested` (one rule for LOGIN and the tutorial
+    dialect's `login`: one namespace), or None if it may try to claim it."""
+    if not isinstance(requested, str):
+        return "invalid name: `name` must be a string"
+    problem = calls.validate_name(requested)
+    if problem is not None:
+        return f"invalid name: {problem}"
+    refusal = identity.login_refusal(requested)
+    if refusal is not None:
+        return refusal
+    current = state.registry.name_of(actor)
+    if current is not None:
+        return f"already logged in as {current}"
+    return None
+
+
+def claim_name(state: PhoneHost, actor: Actor, name: str) -> str | None:
+    """Register `name` for `actor` on this node; the refusal if someone holds it (or a
+    name that looks like it), else None."""
+    registry = state.registry
+    if not registry.register_name(name, actor):
+        if registry.actor_named(name) is None and registry.name_like(name):
+            return "name taken: it looks like the name of someone logged in"
+        return "name taken"
     return None
 
 

@@ -31,6 +31,7 @@ class ErrorCode(enum.StrEnum):
     PEER_UNREACHABLE = "peer-unreachable"  # the peer's node is not listening: not delivered
     # Authentication (token or password mode); each is followed by close 1008.
     NOT_LOGGED_IN = "not-logged-in"  # CALL & co. before LOGIN (and outside any room)
+    OTHER_DIALECT = "other-dialect"  # CALL to a user of the tutorial dialect (offers by name)
     AUTH_REQUIRED = "auth-required"  # the first message was not AUTH
     AUTH_FAILED = "auth-failed"  # unknown name or wrong password
     AUTH_THROTTLED = "auth-throttled"  # too many failed logins for this name or address

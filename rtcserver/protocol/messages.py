@@ -42,6 +42,16 @@ class WrongRoom:
 
 
 @attrs.frozen(kw_only=True)
+class SeatHeld:
+    """WRONGROOM room-full when a seat is held by an away member (a closed tab's reload
+    grace, a lost socket's resume grace): ENTERROOM again in `retry` seconds."""
+
+    type: Literal["WRONGROOM"] = attrs.field(default="WRONGROOM")
+    reason: WrongRoomReason
+    retry: float
+
+
+@attrs.frozen(kw_only=True)
 class PeerJoined:
     type: Literal["PEERJOINED"] = attrs.field(default="PEERJOINED")
 
@@ -213,6 +223,7 @@ ServerMessage = (
     | Presence
     | GetRoomReply
     | WrongRoom
+    | SeatHeld
     | PeerJoined
     | PeerLeft
     | Room

@@ -20,6 +20,7 @@ import trio
 from ..actors.actor import Actor, next_actor_id
 from ..actors.backlog import Budget, Limits
 from ..directory.calls import Switchboard
+from ..directory.dialect import Session as DialectSession
 from ..directory.presence import Directory
 from ..rooms.owners import Workers
 from ..rooms.peers import Peer
@@ -85,6 +86,8 @@ class ServerState:
     # Several workers: how a connection reaches another worker (connection/handover.py).
     inbox: trio.socket.SocketType | None = None
     siblings: Siblings | None = None  # the other workers, asked for /healthz and /metrics
+    # Connections speaking the tutorial dialect (directory/tutorial.py), by actor.
+    dialect_sessions: dict[Peer, DialectSession] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         settings = self.settings

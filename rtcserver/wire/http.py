@@ -47,7 +47,6 @@ SECURITY_HEADERS: Final = [
     ("X-Content-Type-Options", "nosniff"),
     # The room number in the URL is the key to the room: never leak it in a Referer.
     ("Referrer-Policy", "no-referrer"),
-    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
     ("X-Frame-Options", "DENY"),
     ("Permissions-Policy", "camera=(self), microphone=(self), geolocation=(), payment=()"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
@@ -173,9 +172,12 @@ def response(
     extra: Iterable[tuple[str, str]] = (),
     head_only: bool = False,
     tls: bool = False,
+    csp: str = CONTENT_SECURITY_POLICY,
 ) -> bytes:
     """A complete HTTP/1.1 response that closes the connection. Every response carries
-    the security headers (HSTS too when served over TLS)."""
+    the security headers (HSTS too when served over TLS) and `csp` as its
+    Content-Security-Policy: the strict one, unless the caller serves the operator's
+    own pages with the operator's policy ("": none)."""
     phrase = http.HTTPStatus(status).phrase
     lines = [
         f"HTTP/1.1 {status} {phrase}",
@@ -184,6 +186,7 @@ def response(
         "Connection: close",
         "Cache-Control: no-cache",
         *(f"{k}: {v}" for k, v in SECURITY_HEADERS),
+        *([f"Content-Security-Policy: {csp}"] if csp else []),
         *([f"{HSTS_HEADER[0]}: {HSTS_HEADER[1]}"] if tls else []),
         *(f"{k}: {v}" for k, v in extra),
     ]
