@@ -26,5 +26,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 if [ "$#" -eq 0 ]; then
   RTCSERVER_TEST_WORKERS=2 exec .venv/bin/python -m pytest -p no:randomly \
     tests/test_signaling.py tests/test_resume.py tests/test_phone.py tests/test_calls.py \
-    tests/test_conference.py tests/test_presence.py tests/test_sessions.py
+    tests/test_conference.py tests/test_presence.py tests/test_sessions.py \
+    tests/test_tutorial_dialect.py tests/test_reload_grace.py
 fi
