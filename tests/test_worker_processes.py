@@ -18,6 +18,8 @@ from tests.support.waiting import eventually
 
 Stack = contextlib.AsyncExitStack
 STARTED = re.compile(rb"event=worker-started worker=(\d+) pid=(\d+)")
+# Three Pythons start at once (two workers and the spare): slow on a loaded machine.
+STARTUP = 60.0
 
 
 def _pids(server: ServerProcess) -> dict[int, int]:
@@ -43,7 +45,7 @@ async def _pair_on(stack: Stack, url: str, worker: int) -> tuple[Client, Client,
 
 
 async def test_a_killed_worker_is_replaced_and_the_others_lose_nothing() -> None:
-    with running_server("--stun", "", "--workers", "2") as server:
+    with running_server("--stun", "", "--workers", "2", startup_timeout=STARTUP) as server:
         url = server.ws_url
         pids = _pids(server)
         assert set(pids) == {0, 1}
@@ -89,7 +91,7 @@ async def test_workers_dying_too_often_stop_the_server_with_status_1() -> None:
     # A long period, so that the deaths count whatever this machine's load does to
     # the restarts' pace.
     args = ("--stun", "", "--workers", "2", "--worker-restart-period", "120")
-    with running_server(*args) as server:
+    with running_server(*args, startup_timeout=STARTUP) as server:
         killed: set[int] = set()
         with trio.fail_after(90):
             while server.proc.poll() is None and len(killed) < 12:
@@ -121,7 +123,8 @@ def _alive(pid: int) -> bool:
 
 
 async def test_sigterm_drains_every_worker() -> None:
-    with running_server("--stun", "", "--workers", "2", "--drain-timeout", "3") as server:
+    args = ("--stun", "", "--workers", "2", "--drain-timeout", "3")
+    with running_server(*args, startup_timeout=STARTUP) as server:
         async with Stack() as stack:
             pairs = [await _pair_on(stack, server.ws_url, w) for w in (0, 1)]
             started = time.monotonic()
