@@ -22,6 +22,7 @@ which calls `forget` in the `finally` that ends its life; `forget` is idempotent
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -92,6 +93,7 @@ class Registry(Generic[A]):
         capacity: int = 2,
         draw: Callable[[], int] = draw_room_number,
         new_id: Callable[[int, A], str] = draw_member_id,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if capacity < 2:
             raise ValueError("a room needs space for at least two members")
@@ -108,6 +110,11 @@ class Registry(Generic[A]):
         self._actor_named: dict[str, A] = {}
         self._name_of: dict[A, str] = {}
         self._name_with_skeleton: dict[str, str] = {}
+        # What the admin API reports of a room: when it was made (`clock`, wall time)
+        # and the bytes relayed in it (`count_relayed`); they die with the room.
+        self._clock = clock
+        self._created: dict[int, float] = {}
+        self._relayed: dict[int, int] = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -153,6 +160,18 @@ class Registry(Generic[A]):
 
     def rooms(self) -> dict[int, tuple[A, ...]]:
         return {room: tuple(members) for room, members in self._rooms.items()}
+
+    def created_at(self, room: int) -> float | None:
+        return self._created.get(room)
+
+    def relayed_bytes(self, room: int) -> int:
+        return self._relayed.get(room, 0)
+
+    def count_relayed(self, actor: A, size: int) -> None:
+        """`actor` had `size` bytes relayed to its room's members (all deliveries)."""
+        room = self._room_of.get(actor)
+        if room is not None:
+            self._relayed[room] = self._relayed.get(room, 0) + size
 
     def statistics(self) -> RegistryStats:
         return RegistryStats(
@@ -214,10 +233,14 @@ class Registry(Generic[A]):
             del self._rooms[room]
             del self._with_id[room]
             self._capacity.pop(room, None)
+            self._created.pop(room, None)
+            self._relayed.pop(room, None)
         return Departure(room=room, remaining=tuple(members), left_id=left_id if multi else None)
 
     def _put(self, room: int, member: A) -> None:
         """Add `member` to `room` (which it is not in), with a fresh id."""
+        if room not in self._rooms:
+            self._created[room] = self._clock()
         self._rooms.setdefault(room, []).append(member)
         self._room_of[member] = room
         ids = self._with_id.setdefault(room, {})
