@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 import orjson
 import pytest
@@ -11,7 +12,10 @@ import trio
 
 from tests.conftest import StartServer
 from tests.support.client import make_pair
+from tests.support.waiting import eventually
 from tests.test_http import body_of, get, http_exchange, status_of
+from tests.test_phone import call as phone_call
+from tests.test_phone import login
 from tests.test_resume import call
 
 TOKEN = "a" * 32
@@ -221,3 +225,76 @@ async def test_message_body_after_100_continue(start_server: StartServer) -> Non
                     reply += chunk
         assert status_of(reply) == 200
         assert (await creator.expect("ADMIN"))["data"] == {"late": True}
+
+
+async def test_room_listing_has_created_at_and_bytes_relayed(start_server: StartServer) -> None:
+    server = await start_server(admin_token=TOKEN)
+    before = time.time()
+    async with contextlib.AsyncExitStack() as stack:
+        creator, joiner, room = await make_pair(stack, f"ws://127.0.0.1:{server.port}/ws")
+        offer = '{"type":"offer","sdp":"v=0 a fake offer"}'
+        await joiner.send(offer)
+        assert await creator.recv_text() == offer  # counted before it was told
+        _, one = await api(server.port, f"/api/v1/rooms/{room}")
+        assert isinstance(one, dict)
+        assert before <= one["created_at"] <= time.time()
+        assert one["bytes_relayed"] == len(offer)
+
+
+async def test_users_lists_names_status_and_call_a_page_at_a_time(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(admin_token=TOKEN)
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    async with contextlib.AsyncExitStack() as stack:
+        alice = await login(stack, url, "alice")
+        bob = await login(stack, url, "bob")
+        await login(stack, url, "carol")
+        call_id = await phone_call(alice, bob, "bob")
+        status, body = await api(server.port, "/api/v1/users?limit=2")
+        assert status == 200
+        assert body == {
+            "users": [
+                {
+                    "name": "alice",
+                    "status": "in-call",
+                    "call": {"id": call_id, "state": "ringing", "with": "bob", "room": None},
+                },
+                {
+                    "name": "bob",
+                    "status": "in-call",
+                    "call": {"id": call_id, "state": "ringing", "with": "alice", "room": None},
+                },
+            ],
+            "next_cursor": "bob",
+        }
+        status, body = await api(server.port, "/api/v1/users?limit=2&cursor=bob")
+        assert body == {
+            "users": [{"name": "carol", "status": "available", "call": None}],
+            "next_cursor": None,
+        }
+        assert (await api(server.port, "/api/v1/users?limit=x"))[0] == 400
+        assert (await api(server.port, "/api/v1/users", "POST"))[0] == 405
+
+
+async def test_signing_out_a_user_closes_its_connection_with_4005(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(admin_token=TOKEN)
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    async with contextlib.AsyncExitStack() as stack:
+        await login(stack, url, "alice")
+        carol = await login(stack, url, "carol")
+        status, body = await api(server.port, "/api/v1/users/carol", "DELETE")
+        assert (status, body) == (200, {"signed_out": "carol"})
+        closed = await carol.expect_close()
+        assert (closed.code, closed.reason) == (4005, "Signed out by the server")
+
+        async def carol_gone() -> bool:
+            _, users = await api(server.port, "/api/v1/users")
+            assert isinstance(users, dict)
+            return [u["name"] for u in users["users"]] == ["alice"]
+
+        await eventually(carol_gone, 5, "carol gone from the directory")
+        status, body = await api(server.port, "/api/v1/users/carol", "DELETE")
+        assert status == 404 and isinstance(body, dict) and "carol" in body["error"]
