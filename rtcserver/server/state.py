@@ -28,7 +28,9 @@ from ..security.expiry import Expiries
 from ..security.hosts import HostAllowList
 from ..security.limits import AddressCounts
 from ..settings import Settings
+from .events import Events
 from .metrics import ServerMetrics
+from .webhooks import Webhooks
 
 if TYPE_CHECKING:
     from ..cluster.names import Names
@@ -69,6 +71,8 @@ class ServerState:
     limits: Limits = attrs.field(init=False)
     # Resumable sessions, and those waiting without a socket (sessions.py).
     sessions: Sessions = attrs.field(factory=Sessions)
+    # With --webhook-url: the events' queues and senders (webhooks.py).
+    webhooks: Webhooks | None = None
 
     def __attrs_post_init__(self) -> None:
         settings = self.settings
@@ -124,6 +128,11 @@ class ServerState:
 
             state.cluster = Cluster(state)
             state.registry = state.cluster.mirror
+        if settings.webhook_url:
+            state.webhooks = Webhooks(settings, state.counters)
+            events = Events(state.webhooks, state.registry)
+            state.registry.watcher = events
+            state.sessions.watcher = events
         state.metrics.attach(state)
         return state
 
