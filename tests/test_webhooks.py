@@ -19,6 +19,7 @@ from tests.support.receiver import Delivery, running_receiver
 from tests.support.waiting import eventually
 from tests.test_admin import TOKEN, api
 from tests.test_http import body_of, get, http_exchange
+from tests.test_phone import call as phone_call
 from tests.test_phone import login, until
 from tests.test_resume import call
 
@@ -220,3 +221,38 @@ def test_webhook_options_repeat_and_are_checked() -> None:
         url, *rest = argv[1::2]
         found = validate(Settings(webhook_url=(url,), webhook_secret=rest[0] if rest else ""))
         assert found is not None and problem in found, found
+
+
+async def test_call_events_carry_their_durations(start_server: StartServer) -> None:
+    async with running_receiver() as receiver:
+        server = await start_server(webhook_url=(receiver.url,), webhook_secret=SECRET)
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        async with contextlib.AsyncExitStack() as stack:
+            alice = await login(stack, url, "alice")
+            bob = await login(stack, url, "bob")
+            first = await phone_call(alice, bob, "bob")
+            await bob.send({"type": "ACCEPT", "call": first})
+            await until(alice, "CALLACCEPTED")
+            await until(bob, "CALLACCEPTED")
+            await alice.send({"type": "HANGUP", "call": first})
+            await until(bob, "HANGUP")
+            second = await phone_call(alice, bob, "bob")
+            await bob.send({"type": "REJECT", "call": second})
+            await until(alice, "REJECTED")
+
+            async def calls_reported() -> bool:
+                return sum(b'"type":"call.' in d.body for d in receiver.deliveries) == 5
+
+            await eventually(calls_reported, 10, "five call events")
+        events = [e for e in verified(receiver.deliveries) if e["type"].startswith("call.")]
+    assert [(e["type"], e["data"]["call"]) for e in events] == [
+        ("call.ringing", first),
+        ("call.accepted", first),
+        ("call.ended", first),
+        ("call.ringing", second),
+        ("call.rejected", second),
+    ]
+    assert events[0]["data"] == {"call": first, "from": "alice", "to": "bob", "media": "video"}
+    ended = events[2]["data"]
+    assert ended["outcome"] == "hung-up" and ended["duration"] >= 0 and ended["ringing"] >= 0
+    assert events[4]["data"]["ringing"] >= 0

@@ -16,6 +16,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
+from ..directory.calls import Call
 from ..protocol import CloseCode
 from ..rooms.peers import Peer
 from ..rooms.registry import Registry
@@ -36,6 +37,12 @@ REASONS: Final = {
     CloseCode.SIGNED_OUT: "signed-out",
 }
 RESUME_TIMED_OUT: Final = "resume-timed-out"
+# What the switchboard told the other party -> call.ended's `outcome`.
+OUTCOMES: Final = {
+    "CANCELLED": "cancelled",
+    "NOANSWER": "no-answer",
+    "HANGUP": "hung-up",
+}
 
 
 class Sink(Protocol):
@@ -56,6 +63,8 @@ class Events:
     # Members whose session ended while they were away (they timed out): whether a
     # user.offline is still to come for them, after their member.left.
     _timed_out: dict[Peer, bool] = attrs.field(factory=dict)
+    # Live calls: when they rang, and when they were accepted.
+    _calls: dict[str, tuple[float, float | None]] = attrs.field(factory=dict)
 
     # --- rooms.registry.Watcher -------------------------------------------------------
 
@@ -118,6 +127,36 @@ class Events:
         if self.registry.room_of(member) is not None or member in self._online:
             self._timed_out[member] = member in self._online
 
+    # --- directory.calls.CallWatcher ---------------------------------------------------
+
+    def rang(self, call: Call) -> None:
+        self._calls[call.id] = (self.clock(), None)
+        self.sink.emit("call.ringing", {**_parties(call), "media": call.media})
+
+    def answered(self, call: Call) -> None:
+        now = self.clock()
+        rang, _ = self._calls.get(call.id, (now, None))
+        self._calls[call.id] = (rang, now)
+        self.sink.emit("call.accepted", {**_parties(call), "ringing": round(now - rang, 3)})
+
+    def ended(self, call: Call, outcome: str) -> None:
+        now = self.clock()
+        rang, accepted = self._calls.pop(call.id, (now, None))
+        ringing = round((accepted if accepted is not None else now) - rang, 3)
+        if outcome == "REJECTED":
+            self.sink.emit("call.rejected", {**_parties(call), "ringing": ringing})
+            return
+        duration = 0.0 if accepted is None else round(now - accepted, 3)
+        self.sink.emit(
+            "call.ended",
+            {
+                **_parties(call),
+                "outcome": OUTCOMES.get(outcome, outcome.lower()),
+                "ringing": ringing,
+                "duration": duration,
+            },
+        )
+
     # ------------------------------------------------------------------------------------
 
     def _where(self, member: Peer) -> dict[str, Any]:
@@ -139,3 +178,7 @@ class Events:
         if code is None and timed_out is not None:
             return RESUME_TIMED_OUT
         return REASONS.get(code, f"closed-{int(code)}" if code is not None else "left")
+
+
+def _parties(call: Call) -> dict[str, Any]:
+    return {"call": call.id, "from": call.caller, "to": call.callee}

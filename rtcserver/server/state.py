@@ -133,6 +133,7 @@ class ServerState:
             events = Events(state.webhooks, state.registry)
             state.registry.watcher = events
             state.sessions.watcher = events
+            state.switchboard.watcher = events  # not in cluster mode: its leader has a board
         state.metrics.attach(state)
         return state
 
