@@ -298,3 +298,23 @@ async def test_signing_out_a_user_closes_its_connection_with_4005(
         await eventually(carol_gone, 5, "carol gone from the directory")
         status, body = await api(server.port, "/api/v1/users/carol", "DELETE")
         assert status == 404 and isinstance(body, dict) and "carol" in body["error"]
+
+
+async def test_a_slow_or_cut_body_is_refused_naming_it(start_server: StartServer) -> None:
+    server = await start_server(admin_token=TOKEN, handshake_timeout=0.5)
+    request = post("/api/v1/rooms/12/messages", b'{"data":{}}')
+    for cut in (False, True):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        async with stream:
+            await stream.send_all(request[:-5])
+            if cut:
+                await stream.send_eof()
+            reply = b""
+            with trio.fail_after(5):
+                while chunk := await stream.receive_some(65536):
+                    reply += chunk
+        error = orjson.loads(body_of(reply))["error"]
+        if cut:
+            assert status_of(reply) == 400 and "ended after" in error
+        else:
+            assert status_of(reply) == 408 and "0.5s" in error
