@@ -192,7 +192,9 @@ async def test_a_receiver_that_never_answers_slows_nothing_and_memory_is_bounded
                 await b.send({"type": "CHATMSG", "value": n})
                 assert (await a.expect("CHATMSG"))["value"] == n
                 worst = max(worst, trio.current_time() - started)
-            assert worst < 0.5, f"a relay round trip took {worst:.3f}s"
+            # Generous for a loaded machine, and far below what waiting on the receiver
+            # would cost (an attempt waits up to its 60 s timeout).
+            assert worst < 2.0, f"a relay round trip took {worst:.3f}s"
         assert webhooks.queued_bytes <= 4096
         reply = await http_exchange(server.port, get("/metrics"))
         assert b'rtcserver_webhook_events_total{outcome="dropped"}' in body_of(reply)
