@@ -210,9 +210,9 @@ class Settings:
         default=(),
         converter=to_tuple,
         metadata={
-            "help": "POST the server's events (rooms, members, users, sessions) to this URL, "
-            "signed per Standard Webhooks (docs/API.md); repeat the flag for more receivers "
-            "(the variable takes A,B,...)",
+            "help": "POST the server's events (rooms, members, users, sessions, calls) to "
+            "this URL, signed per Standard Webhooks (docs/API.md); repeat the flag for more "
+            "receivers (the variable takes A,B,...)",
             "metavar": "URL",
             "repeatable": True,
         },
