@@ -11,6 +11,7 @@ import pytest
 from tests.browser.callpage import CONNECT_MS, POLL_MS
 from tests.browser.conftest import OpenPage
 from tests.browser.test_room_call import start_call
+from tests.browser.test_sdk_minimal import link_of
 from tests.support.process import ServerProcess, running_server
 
 pytestmark = pytest.mark.browser
@@ -49,3 +50,16 @@ def test_pages_show_the_room_was_closed_after_delete(
         assert page.status() == "Disconnected from the server"
     # Final: neither page reconnected into the room (it is gone, its number free).
     assert admin(server, "GET", "/api/v1/rooms") == {"rooms": [], "next_cursor": None}
+
+
+def test_the_sdk_reports_room_closed(
+    open_page: OpenPage, site_url: str, server: ServerProcess
+) -> None:
+    page = open_page(site_url + "/examples/minimal.html")
+    room = int(link_of(page).split("room=", 1)[1])
+    assert admin(server, "DELETE", f"/api/v1/rooms/{room}") == {"closed": room}
+    page.page.wait_for_function(
+        "() => document.getElementById('status').textContent.endsWith('(ended: room-closed)')",
+        timeout=CONNECT_MS,
+        polling=POLL_MS,
+    )
