@@ -1,4 +1,7 @@
-"""`python -m rtcserver`: parse options, set up logging, run until SIGINT/SIGTERM."""
+"""`python -m rtcserver`: parse options, set up logging, run until SIGINT/SIGTERM.
+
+`python -m rtcserver admin …` is the admin API's command-line client instead
+(`admincli.py`)."""
 
 from __future__ import annotations
 
@@ -7,14 +10,17 @@ import sys
 
 import trio
 
-from . import extras, processes
+from . import admincli, extras, processes
 from .app import display_url
 from .app import main as run
 from .config import load_settings, worker_count
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["admin"]:
+        return admincli.main(args[1:])
+    settings = load_settings(args)
     problem = extras.missing("cluster", "--redis") if settings.redis else None
     if problem is not None:
         print(f"rtcserver: {problem}", file=sys.stderr)

@@ -145,6 +145,8 @@ async def serve(
                         )
 
                 nursery.start_soon(take_handovers)
+            if state.webhooks is not None:
+                nursery.start_soon(supervisor.permanent, "webhooks", state.webhooks.deliver)
             task_status.started(server)
     finally:
         # Also after an escalation: the port must not stay bound to a dead server.

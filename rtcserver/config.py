@@ -17,6 +17,7 @@ import attrs
 
 from . import __version__
 from .security.turn import ice_servers  # the URL rules live with the credential maths
+from .security.webhooksig import parse_secret
 from .settings import Settings, to_tuple
 
 ENV_PREFIX = "RTCSERVER_"
@@ -67,7 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         kind = _field_type(field)
         default = field.default
         shown = ",".join(default) if isinstance(default, tuple) else default
-        if kind is bool:
+        if field.metadata.get("repeatable"):
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar=field.metadata.get("metavar") or field.name.upper(),
+                help=f"{help_text} (default: none)",
+            )
+        elif kind is bool:
             parser.add_argument(
                 flag,
                 dest=field.name,
@@ -197,6 +207,9 @@ def validate(settings: Settings) -> str | None:
         ice_servers(settings.stun, settings.turn, settings.turn_secret, settings.turn_ttl, "x", 0)
     except ValueError as exc:
         return f"stun/turn: {exc}"
+    problem = _webhook_problem(settings)
+    if problem:
+        return problem
     for origin in settings.allowed_origins:
         if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
             return f"allowed_origins: {origin!r} is not an origin like https://host[:port]"
@@ -214,3 +227,22 @@ def worker_count(settings: Settings) -> int | None:
     else:
         return None
     return 1 if settings.tls else count
+
+
+def _webhook_problem(settings: Settings) -> str | None:
+    if not settings.webhook_url:
+        return None
+    for url in settings.webhook_url:
+        if not url.startswith(("http://", "https://")):
+            return f"webhook_url: {url!r} is not an http:// or https:// URL"
+    if not settings.webhook_secret:
+        return "webhook_url needs webhook_secret (whsec_...) to sign the events"
+    try:
+        parse_secret(settings.webhook_secret)
+    except ValueError as exc:
+        return f"webhook_secret: {exc}"
+    if settings.webhook_retry_for < 0 or settings.webhook_timeout <= 0:
+        return "webhook_retry_for must be >= 0 and webhook_timeout positive"
+    if settings.webhook_queue_bytes < 1024:
+        return "webhook_queue_bytes must be at least 1024"
+    return None

@@ -255,6 +255,33 @@ class Settings:
         "when set, the admin REST API answers under /api/v1/ to `Authorization: Bearer "
         "<token>` (docs/API.md); unset: every /api/ path is 404",
     )
+    webhook_url: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=to_tuple,
+        metadata={
+            "help": "POST the server's events (rooms, members, users, sessions, calls) to "
+            "this URL, signed per Standard Webhooks (docs/API.md); repeat the flag for more "
+            "receivers (the variable takes A,B,...)",
+            "metavar": "URL",
+            "repeatable": True,
+        },
+    )
+    webhook_secret: str = _opt(
+        "",
+        "the webhooks' signing secret, whsec_<base64 of 24-64 random bytes> (needed with "
+        "--webhook-url)",
+    )
+    webhook_retry_for: float = _opt(
+        3600.0,
+        "seconds an event is retried (exponential backoff) while its receiver fails; "
+        "then it is dropped and counted",
+    )
+    webhook_queue_bytes: int = _opt(
+        1024 * 1024,
+        "bytes of events waiting for one receiver; past it new events are dropped, counted "
+        "(/metrics) and logged",
+    )
+    webhook_timeout: float = _opt(10.0, "seconds one webhook POST may take before it is retried")
     redis: str = _opt(
         "",
         "cluster mode: a Redis URL (redis://host:port/db); every node given the same Redis "

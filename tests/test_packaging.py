@@ -137,6 +137,7 @@ def test_the_wheel_ships_the_pages_the_types_marker_and_the_license(
     for page in PAGES:
         assert f"rtcserver/www/{page}" in names
     assert "rtcserver/py.typed" in names
+    assert "rtcserver/server/openapi.json" in names  # served at /api/v1/openapi.json
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert not any(name.startswith(("www/", "tests/", "tools/")) for name in names)
 

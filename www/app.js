@@ -23,7 +23,7 @@ import { OutgoingMedia } from "./outgoing.js";
 import { RoomClient } from "./roomclient.js";
 import { wireSendControls } from "./sendcontrols.js";
 import { showTransfers } from "./transferlist.js";
-import { parseRoom } from "./rtclib.js";
+import { finalClose, parseRoom } from "./rtclib.js";
 import {
   $,
   Chat,
@@ -530,9 +530,11 @@ function connect(room) {
     setStatus("The room is gone");
     showEnded("This room is gone: the server restarted, or everyone left. Start a new room.", false);
   });
-  on("disconnected", () => {
+  on("disconnected", (event) => {
     setStatus("Disconnected from the server");
-    showEnded("The connection to the server was lost.", false);
+    // The operator's own words when it ended the connection ("The room was closed").
+    const d = event.detail;
+    showEnded(finalClose(d) ? d.reason : "The connection to the server was lost.", false);
   });
 
   setStatus(room === null ? "Creating a room…" : "Joining the room…");

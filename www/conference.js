@@ -16,7 +16,7 @@
  */
 import { check } from "./browsersupport.js";
 import { MeshClient } from "./mesh.js";
-import { parseRoom } from "./rtclib.js";
+import { finalClose, parseRoom } from "./rtclib.js";
 import { $, Chat, getLocalMedia, isPressed, notice, playRemote, setPressed, show } from "./ui.js";
 
 const params = new URLSearchParams(window.location.search);
@@ -262,9 +262,9 @@ async function main() {
   mesh.addEventListener("servererror", (event) => {
     console.warn("server:", event.detail.code, event.detail.message);
   });
-  mesh.addEventListener("disconnected", () => {
+  mesh.addEventListener("disconnected", (event) => {
     document.body.dataset.signaling = "disconnected";
-    setStatus("Disconnected from the server.");
+    setStatus(finalClose(event.detail) ? event.detail.reason : "Disconnected from the server.");
     chat.enable(false);
   });
   setInterval(() => updateSpeaking(mesh, own), SPEAKING_SAMPLE_MS);

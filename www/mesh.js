@@ -6,6 +6,7 @@ import {
   configUrl,
   emit,
   filterSdp,
+  finalClose,
   openSignaling,
   reconnect,
   resumeSession,
@@ -460,7 +461,7 @@ class MeshClient extends EventTarget {
 
   _onChannelClosed(detail) {
     this._entryWaiter?.(null);
-    if (!this.finished && this.resumable && !this.reconnecting) {
+    if (!this.finished && this.resumable && !this.reconnecting && !finalClose(detail)) {
       // The mesh's media does not need the server: keep it while we reconnect.
       this._reconnect().catch((err) => console.error("mesh: reconnection failed", err));
       return;

@@ -34,7 +34,7 @@ import { CallInfo } from "./callquality.js";
 import { FileTransfers } from "./filetransfer.js";
 import { OutgoingMedia } from "./outgoing.js";
 import { PhoneClient } from "./phonelib.js";
-import { configUrl, loadServerConfig, tokenName } from "./rtclib.js";
+import { configUrl, finalClose, loadServerConfig, tokenName } from "./rtclib.js";
 import { wireSendControls } from "./sendcontrols.js";
 import { showTransfers } from "./transferlist.js";
 import {
@@ -609,13 +609,15 @@ client.addEventListener("peerback", () => {
   document.body.dataset.peer = "back";
 });
 
-client.addEventListener("disconnected", () => {
+client.addEventListener("disconnected", (event) => {
   ring.stop();
   show(el.directory, false);
   show(el.me, false);
   show(el.logout, false);
   setStatus("Disconnected");
-  el.lostMessage.textContent = "The connection to the server was lost.";
+  // The operator's own words when it ended the connection ("Signed out by the server").
+  const final = finalClose(event.detail);
+  el.lostMessage.textContent = final ? event.detail.reason : "The connection to the server was lost.";
   show(el.lost, true);
   el.reconnect.disabled = false;
 });

@@ -1,4 +1,12 @@
-import { PeerCall, SignalingChannel, configUrl, emit, openSignaling, signalingUrl } from "./rtclib.js";
+import {
+  PeerCall,
+  SignalingChannel,
+  configUrl,
+  emit,
+  finalClose,
+  openSignaling,
+  signalingUrl,
+} from "./rtclib.js";
 
 /*
  * phonelib.js: PhoneClient, calling people by name (docs/PROTOCOL.md,
@@ -885,7 +893,7 @@ class PhoneClient extends EventTarget {
     if (this.reconnecting) {
       return; // a failed attempt of the reconnection: it carries on
     }
-    if (this.resumable && this.name !== null) {
+    if (this.resumable && this.name !== null && !finalClose(detail)) {
       this._reconnect(this.channel, detail).catch((err) =>
         console.error("phonelib: reconnection failed", err),
       );

@@ -5,6 +5,7 @@ import {
   backoff,
   configUrl,
   emit,
+  finalClose,
   openSignaling,
   reconnect,
   resumeSession,
@@ -503,7 +504,7 @@ class RoomClient extends EventTarget {
   }
 
   _onChannelClosed(detail) {
-    if (!this.finished && this.resumable && !this.reconnecting) {
+    if (!this.finished && this.resumable && !this.reconnecting && !finalClose(detail)) {
       // The call's media does not need the server: keep it while we reconnect.
       this._reconnect().catch((err) => console.error("rtclib: reconnection failed", err));
       return;

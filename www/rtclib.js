@@ -595,6 +595,19 @@ const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 8000;
 
 /** The delay before reconnection attempt `attempt` (0, 1, ...): exponential, jittered. */
+/**
+ * Close codes by which the server's operator ended this connection (docs/PROTOCOL.md):
+ * 4003 the room was closed, 4004 removed from the room, 4005 signed out. They are
+ * final: the session is over, so the client does not reconnect, and the close
+ * reason is the server's own sentence for the page to show.
+ */
+const FINAL_CLOSE_CODES = new Set([4003, 4004, 4005]);
+
+/** True when a "close" event's detail is one of FINAL_CLOSE_CODES. */
+function finalClose(detail) {
+  return Boolean(detail) && FINAL_CLOSE_CODES.has(detail.code);
+}
+
 function backoff(attempt) {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
   return base / 2 + Math.random() * base; // 50% to 150%: pages cut together do not retry together
@@ -708,6 +721,7 @@ export {
   candidateAllowed,
   filterSdp,
   backoff,
+  finalClose,
   sleep,
   storedSession,
   storeSession,

@@ -63,6 +63,8 @@ class Leader:
         self.board = calls.Switchboard(
             ring_timeout=cluster.state.settings.ring_timeout,
             new_id=lambda: secrets.token_urlsafe(12),
+            # The webhooks' call events come from the leader alone: once per call.
+            watcher=cluster.state.switchboard.watcher,
         )
         self.names: dict[str, Holder] = {}
         # TR39 skeleton -> the name holding it: no two logged-in names look alike.

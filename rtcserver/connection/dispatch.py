@@ -240,12 +240,14 @@ def dispatch_relay(
                 return
             peer.tell(text)
             state.counters["relayed"] += 1
+            registry.count_relayed(actor, len(text))
             return
     peers = registry.peers_of(actor)
     if peers:
         for peer in peers:
             peer.tell(text)
         state.counters["relayed"] += len(peers)
+        registry.count_relayed(actor, len(text) * len(peers))
     elif registry.room_of(actor) is None:
         reply_error(
             state,

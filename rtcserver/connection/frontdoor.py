@@ -35,6 +35,7 @@ from ..security.turn import ice_config
 from ..server import admin, metrics, siblings
 from ..server.state import ServerState
 from ..wire import engine, logsafe, static
+from ..wire.body import BodyReader
 from ..wire.http import (
     CONTENT_SECURITY_POLICY,
     BadRequest,
@@ -110,7 +111,8 @@ async def handle_connection(state: ServerState, stream: trio.abc.Stream) -> None
                 if opened is not None:
                     await run_actor(state, *opened)
             else:
-                await send_and_linger(stream, await plain_http(state, request))
+                reader = BodyReader(stream, raw, settings.handshake_timeout)
+                await send_and_linger(stream, await plain_http(state, request, reader))
     finally:
         state.connection_closed()
         await trio.aclose_forcefully(stream)
@@ -293,14 +295,16 @@ async def open_websocket(
     return ws, state.new_actor(address), identity
 
 
-async def plain_http(state: ServerState, request: h11.Request) -> bytes:
+async def plain_http(
+    state: ServerState, request: h11.Request, reader: BodyReader | None = None
+) -> bytes:
     method = request.method
     target = request.target.decode("latin-1")
     path = target.split("?", 1)[0]
     head_only = method == b"HEAD"
     tls = state.settings.tls
     if path.startswith("/api/"):  # the admin REST API (server/admin.py) answers it all
-        return admin.answer(
+        return await admin.answer(
             admin.LocalAdmin(state),
             state.settings.admin_token,
             state.counters,
@@ -308,6 +312,8 @@ async def plain_http(state: ServerState, request: h11.Request) -> bytes:
             target,
             header(request, b"authorization"),
             tls,
+            reader,
+            state.settings.max_message_size,  # what it posts must fit a message
         )
     if method not in (b"GET", b"HEAD"):
         return text_response(

@@ -19,7 +19,7 @@ import enum
 import heapq
 import unicodedata
 from collections.abc import Callable, Mapping
-from typing import Final, TypeAlias, final
+from typing import Final, Protocol, TypeAlias, final
 
 import attrs
 
@@ -248,6 +248,16 @@ def _error(user: str, code: CallErrorCode, text: str, **fields: str) -> Send:
     return Send(user, _message("ERROR", code=code.value, message=text, **fields))
 
 
+class CallWatcher(Protocol):
+    """Told of each call's life as it happens (the webhooks, `server/events.py`).
+    Synchronous; it only takes notes. `outcome` is what the other party was told
+    (REJECTED, CANCELLED, HANGUP) or NOANSWER."""
+
+    def rang(self, call: Call) -> None: ...
+    def answered(self, call: Call) -> None: ...
+    def ended(self, call: Call, outcome: str) -> None: ...
+
+
 @final
 @attrs.define
 class Switchboard:
@@ -270,6 +280,7 @@ class Switchboard:
     # cost O(log n) per call, not a scan of all calls. Entries of calls that were
     # answered or ended meanwhile are stale, and dropped when they reach the top.
     _deadlines: list[tuple[float, str]] = attrs.field(init=False, factory=list)
+    watcher: CallWatcher | None = attrs.field(default=None, kw_only=True)
 
     # --- users coming and going --------------------------------------------------------
 
@@ -326,6 +337,8 @@ class Switchboard:
             raise RuntimeError("the call id factory repeated itself")
         deadline = now + self.ring_timeout
         self._calls[call_id] = Call(call_id, caller, callee, media, RINGING, deadline)
+        if self.watcher is not None:
+            self.watcher.rang(self._calls[call_id])
         heapq.heappush(self._deadlines, (deadline, call_id))
         self._call_of[caller] = self._call_of[callee] = call_id
         return [
@@ -394,7 +407,7 @@ class Switchboard:
                 continue
             effects.append(Send(call.caller, _message("NOANSWER", call=call.id)))
             effects.append(Send(call.callee, _message("CANCELLED", call=call.id)))
-            effects += self._end(call)
+            effects += self._end(call, "NOANSWER")
         return effects
 
     # --- what the shell may ask ------------------------------------------------------------
@@ -447,14 +460,19 @@ class Switchboard:
         next_state, tell_other = transition
         if next_state is ACTIVE:
             self._calls[call.id] = attrs.evolve(call, state=ACTIVE, deadline=None)
+            if self.watcher is not None:
+                self.watcher.answered(self._calls[call.id])
             return [CreateRoom(call.id, call.caller, call.callee)]
         # Both parties of a live call are online: whoever leaves ends their call first.
         assert tell_other is not None
-        return [Send(call.other(user), _message(tell_other, call=call.id)), *self._end(call)]
+        ended = self._end(call, tell_other)
+        return [Send(call.other(user), _message(tell_other, call=call.id)), *ended]
 
-    def _end(self, call: Call) -> list[Effect]:
+    def _end(self, call: Call, outcome: str) -> list[Effect]:
         """Forget `call` and free both parties. Parties still online become available."""
         del self._calls[call.id]
+        if self.watcher is not None:
+            self.watcher.ended(call, outcome)
         effects: list[Effect] = []
         if call.room is not None:
             effects.append(CloseRoom(call.id, call.room))

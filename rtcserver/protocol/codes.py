@@ -63,6 +63,7 @@ class CloseCode(enum.IntEnum):
     RESUMED_ELSEWHERE = 4002  # the session was resumed on a newer connection
     ROOM_CLOSED = 4003  # the admin API closed the room (DELETE /api/v1/rooms/{n})
     REMOVED = 4004  # the admin API removed this member (DELETE .../members/{id})
+    SIGNED_OUT = 4005  # the admin API ended this user's connection (DELETE /api/v1/users/{name})
 
 
 class WrongRoomReason(enum.StrEnum):

@@ -208,8 +208,18 @@ class MemberBack:
     id: str
 
 
+@attrs.frozen(kw_only=True)
+class AdminMessage:
+    """What the admin API posted to the room (POST /api/v1/rooms/{n}/messages): any
+    JSON object, in `data`. Only the server sends it: no client can forge one."""
+
+    type: Literal["ADMIN"] = "ADMIN"
+    data: dict[str, Any]
+
+
 ServerMessage = (
-    SessionGranted
+    AdminMessage
+    | SessionGranted
     | Resumed
     | PeerAway
     | PeerBack
@@ -368,6 +378,7 @@ SERVER_ONLY_TYPES: Final = frozenset(
         "RESUMED",
         "PEERAWAY",
         "PEERBACK",
+        "ADMIN",
     }
 )
 

@@ -22,8 +22,9 @@ which calls `forget` in the `finally` that ends its life; `forget` is idempotent
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import attrs
 
@@ -31,6 +32,17 @@ from ..protocol import MAX_ROOM, WrongRoomReason, from_suffix
 from ..security.lookalike import skeleton
 
 A = TypeVar("A", bound=Hashable)
+A_contra = TypeVar("A_contra", bound=Hashable, contravariant=True)
+
+
+class Watcher(Protocol[A_contra]):
+    """Told of every change as it happens (the webhooks' source, `server/events.py`).
+    Synchronous and must not fail or block: it only takes notes."""
+
+    def joined(self, room: int, member: A_contra, member_id: str, first: bool) -> None: ...
+    def left(self, room: int, member: A_contra, member_id: str, last: bool) -> None: ...
+    def named(self, name: str, member: A_contra) -> None: ...
+    def unnamed(self, name: str, member: A_contra) -> None: ...
 
 
 def draw_room_number() -> int:
@@ -92,6 +104,7 @@ class Registry(Generic[A]):
         capacity: int = 2,
         draw: Callable[[], int] = draw_room_number,
         new_id: Callable[[int, A], str] = draw_member_id,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if capacity < 2:
             raise ValueError("a room needs space for at least two members")
@@ -108,6 +121,12 @@ class Registry(Generic[A]):
         self._actor_named: dict[str, A] = {}
         self._name_of: dict[A, str] = {}
         self._name_with_skeleton: dict[str, str] = {}
+        # What the admin API reports of a room: when it was made (`clock`, wall time)
+        # and the bytes relayed in it (`count_relayed`); they die with the room.
+        self._clock = clock
+        self._created: dict[int, float] = {}
+        self._relayed: dict[int, int] = {}
+        self.watcher: Watcher[A] | None = None
 
     # ------------------------------------------------------------------ queries
 
@@ -153,6 +172,18 @@ class Registry(Generic[A]):
 
     def rooms(self) -> dict[int, tuple[A, ...]]:
         return {room: tuple(members) for room, members in self._rooms.items()}
+
+    def created_at(self, room: int) -> float | None:
+        return self._created.get(room)
+
+    def relayed_bytes(self, room: int) -> int:
+        return self._relayed.get(room, 0)
+
+    def count_relayed(self, actor: A, size: int) -> None:
+        """`actor` had `size` bytes relayed to its room's members (all deliveries)."""
+        room = self._room_of.get(actor)
+        if room is not None:
+            self._relayed[room] = self._relayed.get(room, 0) + size
 
     def statistics(self) -> RegistryStats:
         return RegistryStats(
@@ -210,14 +241,21 @@ class Registry(Generic[A]):
         left_id = self._id_of.pop(actor)
         del self._with_id[room][left_id]
         multi = self._from.pop(actor, None) is not None
+        if self.watcher is not None:
+            self.watcher.left(room, actor, left_id, not members)
         if not members:
             del self._rooms[room]
             del self._with_id[room]
             self._capacity.pop(room, None)
+            self._created.pop(room, None)
+            self._relayed.pop(room, None)
         return Departure(room=room, remaining=tuple(members), left_id=left_id if multi else None)
 
     def _put(self, room: int, member: A) -> None:
         """Add `member` to `room` (which it is not in), with a fresh id."""
+        first = room not in self._rooms
+        if first:
+            self._created[room] = self._clock()
         self._rooms.setdefault(room, []).append(member)
         self._room_of[member] = room
         ids = self._with_id.setdefault(room, {})
@@ -228,6 +266,8 @@ class Registry(Generic[A]):
         self._id_of[member] = member_id
         if is_multi_party(self.capacity_of(room)):
             self._from[member] = from_suffix(member_id)
+        if self.watcher is not None:
+            self.watcher.joined(room, member, member_id, first)
 
     def create_private(self, actors: tuple[A, ...]) -> tuple[int, list[Departure[A]]]:
         """A new room holding exactly `actors` (a call's two parties), each leaving the
@@ -252,6 +292,8 @@ class Registry(Generic[A]):
         self._actor_named[name] = actor
         self._name_of[actor] = name
         self._name_with_skeleton[key] = name
+        if self.watcher is not None:
+            self.watcher.named(name, actor)
         return True
 
     def forget(self, actor: A) -> tuple[Departure[A] | None, str | None]:
@@ -260,4 +302,7 @@ class Registry(Generic[A]):
         if name is not None:
             del self._actor_named[name]
             del self._name_with_skeleton[skeleton(name)]
-        return self.depart(actor), name
+        departure = self.depart(actor)
+        if name is not None and self.watcher is not None:
+            self.watcher.unnamed(name, actor)
+        return departure, name

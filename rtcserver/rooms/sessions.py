@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import attrs
 import trio
@@ -109,6 +109,14 @@ class Resumable:
         return replay
 
 
+class Watcher(Protocol):
+    """What `server/events.py` is told; synchronous, it only takes notes."""
+
+    def away(self, actor: Actor) -> None: ...
+    def back(self, actor: Actor) -> None: ...
+    def ended_away(self, actor: Actor) -> None: ...
+
+
 @attrs.define(eq=False)
 class Sessions:
     """Every resumable session by id, and those parked (no socket) by actor."""
@@ -120,6 +128,8 @@ class Sessions:
     # Sessions that moved to another worker with their connection, and where to:
     # a RESUME of one is sent on. Bounded: the oldest are forgotten first.
     moved: dict[str, int] = attrs.field(factory=dict)
+    # Told when a session goes away, comes back, or ends while away (the webhooks).
+    watcher: Watcher | None = None
 
     @staticmethod
     def of(actor: Actor) -> Resumable | None:
@@ -202,11 +212,14 @@ class Sessions:
 
     def park(self, session: Resumable, deadline: float) -> None:
         session.deadline = deadline
+        if self.watcher is not None and session.actor not in self.away:
+            self.watcher.away(session.actor)
         self.away[session.actor] = session
         session._set_detached(True)
 
     def unpark(self, session: Resumable) -> None:
-        self.away.pop(session.actor, None)
+        if self.away.pop(session.actor, None) is not None and self.watcher is not None:
+            self.watcher.back(session.actor)
         session.deadline = None
         session._set_detached(False)
 
@@ -215,7 +228,8 @@ class Sessions:
         session = self.of(actor)
         if session is None:
             return
-        self.away.pop(actor, None)
+        if self.away.pop(actor, None) is not None and self.watcher is not None:
+            self.watcher.ended_away(actor)
         if self.by_id.get(session.id) is session:
             del self.by_id[session.id]
         session.secret = ""

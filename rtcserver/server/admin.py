@@ -1,113 +1,73 @@
-"""The admin REST API under /api/v1/: what an app reads of the rooms and acts on.
+"""The admin REST API under /api/v1/: its routes, answers and errors (docs/API.md).
 
 Off unless `--admin-token` is set (then every /api/ path is 404). Every request needs
 `Authorization: Bearer <token>`, compared in constant time; a refusal is counted and
-logged without the token. What the API reads and acts on is behind `AdminView`, so a
-cluster or cross-worker implementation can stand in for this process's `LocalAdmin`.
+logged without the token. What the API reads and acts on is behind `AdminView`
+(`adminview.py`), so a cluster or cross-worker implementation can stand in for this
+process's `LocalAdmin`. `ROUTES` is the whole surface: the OpenAPI document
+(`openapi.json`, served at /api/v1/openapi.json) is checked against it by the tests.
 """
 
 from __future__ import annotations
 
 import hmac
+import importlib.resources
 import logging
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol, TypeVar
+from urllib.parse import unquote
 
-import attrs
 import orjson
 
-from ..protocol.codes import CloseCode
-from ..rooms.peers import Peer
-from ..rooms.registry import Registry
 from ..wire import logsafe
+from ..wire.body import BodyRefused
 from ..wire.http import response
+from .adminview import (
+    REMOVED_REASON,
+    ROOM_CLOSED_REASON,
+    SIGNED_OUT_REASON,
+    AdminView,
+    LocalAdmin,
+    RoomInfo,
+    UserInfo,
+)
+
+__all__ = ["REMOVED_REASON", "ROOM_CLOSED_REASON", "SIGNED_OUT_REASON", "LocalAdmin", "answer"]
 
 log = logging.getLogger("rtcserver.admin")
 
-PREFIX = "/api/v1/"
-ROOM_CLOSED_REASON = "The room was closed"
-REMOVED_REASON = "Removed from the room"
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+PREFIX: Final = "/api/v1/"
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 1000
+# Every path the API answers, with its methods: `{…}` is one path segment.
+ROUTES: Final = {
+    "/api/v1/rooms": ("GET",),
+    "/api/v1/rooms/{number}": ("GET", "DELETE"),
+    "/api/v1/rooms/{number}/members/{id}": ("DELETE",),
+    "/api/v1/rooms/{number}/messages": ("POST",),
+    "/api/v1/users": ("GET",),
+    "/api/v1/users/{name}": ("DELETE",),
+    "/api/v1/openapi.json": ("GET",),
+}
+
+Headers = tuple[tuple[str, str], ...]
+Item = TypeVar("Item")
 
 
-@attrs.frozen
-class MemberInfo:
-    id: str
-    name: str | None
+class Body(Protocol):
+    """The request's body, read only when a route needs it (`wire.body.BodyReader`)."""
+
+    async def read(self, limit: int) -> bytes: ...
 
 
-@attrs.frozen
-class RoomInfo:
-    number: int
-    capacity: int
-    members: tuple[MemberInfo, ...]
+class Answer(Exception):
+    """A finished response, raised from deep in a route (a bad parameter, a bad body)."""
 
-
-class AdminView(Protocol):
-    """What the API needs of the server: rooms to read, rooms and members to end."""
-
-    def rooms(self) -> list[RoomInfo]: ...
-    def room(self, number: int) -> RoomInfo | None: ...
-    def close_room(self, number: int) -> bool: ...
-    def remove_member(self, number: int, member_id: str) -> bool: ...
-
-
-class Kickable(Protocol):
-    def kick(self, code: CloseCode, reason: str, cause: str = "") -> None: ...
-
-
-class LocalState(Protocol):
-    """The part of `ServerState` that `LocalAdmin` reads."""
-
-    @property
-    def registry(self) -> Registry[Peer]: ...
-
-
-@attrs.frozen
-class LocalAdmin:
-    """`AdminView` over this process's registry: its members are actors it can kick."""
-
-    state: LocalState
-
-    def rooms(self) -> list[RoomInfo]:
-        found = (self.room(number) for number in sorted(self.state.registry.rooms()))
-        return [info for info in found if info is not None]
-
-    def room(self, number: int) -> RoomInfo | None:
-        registry = self.state.registry
-        if number not in registry.rooms():
-            return None
-        members = tuple(
-            MemberInfo(member_id, registry.name_of(peer))
-            for member_id, peer in registry.roster(number)
-        )
-        return RoomInfo(number, registry.capacity_of(number), members)
-
-    def close_room(self, number: int) -> bool:
-        members = self.state.registry.rooms().get(number)
-        if members is None:
-            return False
-        for peer in members:
-            _kick(peer, CloseCode.ROOM_CLOSED, ROOM_CLOSED_REASON)
-        return True
-
-    def remove_member(self, number: int, member_id: str) -> bool:
-        registry = self.state.registry
-        if number not in registry.rooms():
-            return False
-        for found_id, peer in registry.roster(number):
-            if found_id == member_id:
-                _kick(peer, CloseCode.REMOVED, REMOVED_REASON)
-                return True
-        return False
-
-
-def _kick(peer: Peer, code: CloseCode, reason: str) -> None:
-    # Local members are actors; the actor's finally leaves the room (PEERLEFT) and,
-    # as these codes are not parkable, ends its session: RESUME cannot undo it.
-    kick = getattr(peer, "kick", None)
-    if kick is not None:
-        kick(code, reason, cause="admin")
+    def __init__(self, status: int, message: str, extra: Headers = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
 
 
 def authorized(token: str, authorization: str | None) -> bool:
@@ -117,12 +77,26 @@ def authorized(token: str, authorization: str | None) -> bool:
     )
 
 
-def _json(status: int, value: object, tls: bool, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+def match(path: str) -> tuple[str, list[str]] | None:
+    """The route `path` takes and the values of its `{…}` segments, or None."""
+    parts = path.rstrip("/").split("/")
+    for route in ROUTES:
+        pattern = route.split("/")
+        if len(pattern) == len(parts) and all(
+            p == q or (p.startswith("{") and q) for p, q in zip(pattern, parts, strict=True)
+        ):
+            return route, [
+                unquote(q) for p, q in zip(pattern, parts, strict=True) if p.startswith("{")
+            ]
+    return None
+
+
+def openapi_document() -> bytes:
+    return (importlib.resources.files(__package__) / "openapi.json").read_bytes()
+
+
+def _json(status: int, value: object, tls: bool, extra: Headers = ()) -> bytes:
     return response(status, orjson.dumps(value), "application/json", extra=extra, tls=tls)
-
-
-def _error(status: int, message: str, tls: bool, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
-    return _json(status, {"error": message}, tls, extra)
 
 
 def _room_json(info: RoomInfo) -> dict[str, object]:
@@ -130,32 +104,121 @@ def _room_json(info: RoomInfo) -> dict[str, object]:
         "number": info.number,
         "capacity": info.capacity,
         "members": [{"id": m.id, "name": m.name} for m in info.members],
+        "created_at": info.created_at,
+        "bytes_relayed": info.bytes_relayed,
+    }
+
+
+def _user_json(info: UserInfo) -> dict[str, object]:
+    call = info.call
+    return {
+        "name": info.name,
+        "status": info.status,
+        "call": None
+        if call is None
+        else {"id": call.id, "state": call.state, "with": call.peer, "room": call.room},
     }
 
 
 def _page(
-    items: list[RoomInfo], query: dict[str, str], tls: bool
-) -> tuple[list[RoomInfo], int | None] | bytes:
-    """`limit` and `cursor` (the last room number of the previous page)."""
+    items: Sequence[Item],
+    query: dict[str, str],
+    key: Callable[[Item], Any],
+    parse_cursor: Callable[[str], Any],
+) -> tuple[Sequence[Item], Any]:
+    """`limit` items after `cursor` (the previous page's last key); and the next cursor."""
     try:
         limit = int(query.get("limit", DEFAULT_LIMIT))
-        cursor = int(query["cursor"]) if "cursor" in query else None
+        cursor = parse_cursor(query["cursor"]) if "cursor" in query else None
     except ValueError:
-        return _error(400, "limit and cursor must be integers", tls)
+        raise Answer(400, "limit must be an integer, and cursor a previous next_cursor") from None
     if not 1 <= limit <= MAX_LIMIT:
-        return _error(400, f"limit must be in 1..{MAX_LIMIT}", tls)
+        raise Answer(400, f"limit must be in 1..{MAX_LIMIT}")
     if cursor is not None:
-        items = [info for info in items if info.number > cursor]
+        items = [item for item in items if key(item) > cursor]
     page = items[:limit]
     more = len(items) > limit
-    return page, (page[-1].number if more and page else None)
+    return page, (key(page[-1]) if more and page else None)
 
 
-def _room_number(text: str) -> int | None:
-    return int(text) if text.isdigit() and 0 < int(text) < 2**53 else None
+def _room_number(text: str) -> int:
+    if text.isdigit() and 0 < int(text) < 2**53:
+        return int(text)
+    raise Answer(400, "a room number is an integer in 1..2^53-1")
 
 
-def answer(
+async def _message(body: Body | None, limit: int) -> tuple[dict[str, Any], str | None]:
+    """POST …/messages: `{"data": {…}, "to": "<member id>"}` (`to` optional)."""
+    if body is None:
+        raise Answer(400, "this request has no body to read")
+    try:
+        raw = await body.read(limit)
+    except BodyRefused as refused:
+        raise Answer(refused.status, refused.message) from None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Answer(400, "the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise Answer(400, 'the body must be a JSON object: {"data": {...}, "to": optional id}')
+    unknown = sorted(set(value) - {"data", "to"})
+    if unknown:
+        raise Answer(400, f"unknown field {unknown[0][:40]!r}: only data and to")
+    data, to = value.get("data"), value.get("to")
+    if not isinstance(data, dict):
+        raise Answer(400, "data must be a JSON object")
+    if to is not None and not isinstance(to, str):
+        raise Answer(400, "to must be a member id (a string)")
+    return data, to
+
+
+async def _route(
+    view: AdminView, method: str, path: str, query: dict[str, str], body: Body | None, limit: int
+) -> tuple[int, object]:
+    matched = match(path)
+    if matched is None:
+        raise Answer(404, f"no such endpoint: {path[:100]}")
+    route, values = matched
+    allowed = ROUTES[route]
+    if method not in allowed:
+        methods = ", ".join(allowed)
+        raise Answer(405, f"{route}: {methods} only", (("Allow", methods),))
+    match route, method, values:
+        case "/api/v1/rooms", _, []:
+            rooms, cursor = _page(view.rooms(), query, lambda r: r.number, int)
+            return 200, {"rooms": [_room_json(r) for r in rooms], "next_cursor": cursor}
+        case "/api/v1/rooms/{number}", "GET", [number]:
+            info = view.room(_room_number(number))
+            if info is None:
+                raise Answer(404, f"no room {number}")
+            return 200, _room_json(info)
+        case "/api/v1/rooms/{number}", "DELETE", [number]:
+            if not view.close_room(_room_number(number)):
+                raise Answer(404, f"no room {number}")
+            return 200, {"closed": int(number)}
+        case "/api/v1/rooms/{number}/members/{id}", _, [number, member]:
+            if not view.remove_member(_room_number(number), member):
+                raise Answer(404, f"no member {member[:40]} in room {number}")
+            return 200, {"removed": member, "room": int(number)}
+        case "/api/v1/rooms/{number}/messages", _, [number]:
+            room = _room_number(number)
+            data, to = await _message(body, limit)
+            told = view.post(room, data, to)
+            if told is None:
+                who = f"no member {to[:40]} in room {room}" if to is not None else f"no room {room}"
+                raise Answer(404, who)
+            return 200, {"room": room, "delivered": told}
+        case "/api/v1/users", _, []:
+            users, cursor = _page(view.users(), query, lambda u: u.name, str)
+            return 200, {"users": [_user_json(u) for u in users], "next_cursor": cursor}
+        case "/api/v1/users/{name}", _, [name]:
+            if not view.sign_out(name):
+                raise Answer(404, f"no user {logsafe.clean(name[:60])} online")
+            return 200, {"signed_out": name}
+    raise AssertionError(f"route {route} {method} has no handler")
+
+
+async def answer(
     view: AdminView,
     token: str,
     counters: dict[str, int],
@@ -163,48 +226,35 @@ def answer(
     target: str,
     authorization: str | None,
     tls: bool = False,
+    body: Body | None = None,
+    body_limit: int = 64 * 1024,
 ) -> bytes:
-    """The whole response to one /api/ request."""
+    """The whole response to one /api/ request. The body, if any, is read only once the
+    token has been checked and the route takes one."""
     path, _, query_text = target.partition("?")
     if not token:
         return response(404, b"not found\n", tls=tls)
     if not authorized(token, authorization):
         counters["refused:admin-token"] = counters.get("refused:admin-token", 0) + 1
         log.info("event=refused status=401 path=%s", logsafe.clean(path[:100]))
-        return _error(
-            401, "the admin API needs its bearer token", tls, (("WWW-Authenticate", "Bearer"),)
+        return _json(
+            401,
+            {"error": "the admin API needs its bearer token"},
+            tls,
+            (("WWW-Authenticate", "Bearer"),),
         )
-    if not path.startswith(PREFIX):
-        return _error(404, f"no such endpoint: {path[:100]}", tls)
-    query = dict(part.partition("=")[::2] for part in query_text.split("&") if part)
-    parts = path[len(PREFIX) :].strip("/").split("/")
-    if parts == ["rooms"]:
-        if method != "GET":
-            return _error(405, "rooms: GET only", tls, (("Allow", "GET"),))
-        paged = _page(view.rooms(), query, tls)
-        if isinstance(paged, bytes):
-            return paged
-        page, next_cursor = paged
-        return _json(200, {"rooms": [_room_json(r) for r in page], "next_cursor": next_cursor}, tls)
-    if len(parts) in (2, 4) and parts[0] == "rooms":
-        number = _room_number(parts[1])
-        if number is None:
-            return _error(400, "a room number is an integer in 1..2^53-1", tls)
-        if len(parts) == 2:
-            if method == "GET":
-                info = view.room(number)
-                if info is None:
-                    return _error(404, f"no room {number}", tls)
-                return _json(200, _room_json(info), tls)
-            if method == "DELETE":
-                if not view.close_room(number):
-                    return _error(404, f"no room {number}", tls)
-                return _json(200, {"closed": number}, tls)
-            return _error(405, "a room: GET or DELETE", tls, (("Allow", "GET, DELETE"),))
-        if parts[2] == "members":
-            if method != "DELETE":
-                return _error(405, "a member: DELETE only", tls, (("Allow", "DELETE"),))
-            if not view.remove_member(number, parts[3]):
-                return _error(404, f"no member {parts[3][:40]} in room {number}", tls)
-            return _json(200, {"removed": parts[3][:40], "room": number}, tls)
-    return _error(404, f"no such endpoint: {path[:100]}", tls)
+    if path == PREFIX + "openapi.json" and method == "GET":
+        return response(200, openapi_document(), "application/json", tls=tls)
+    query = {
+        unquote(k): unquote(v)
+        for k, _, v in (part.partition("=") for part in query_text.split("&") if part)
+    }
+    try:
+        status, value = await _route(view, method, path, query, body, body_limit)
+    except Answer as refused:
+        return _json(refused.status, {"error": refused.message}, tls, refused.extra)
+    if method != "GET":
+        log.info(
+            "event=admin method=%s path=%s status=%d", method, logsafe.clean(path[:100]), status
+        )
+    return _json(status, value, tls)

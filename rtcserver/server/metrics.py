@@ -229,6 +229,13 @@ class _StateCollector:
             "cause",
         )
         yield _counter("rtcserver_crashes", "connection actors that crashed", counters["crashes"])
+        yield _counter_family(
+            counters,
+            "webhook:",
+            "rtcserver_webhook_events",
+            "webhook events queued, delivered, dropped (queue full), expired; failed attempts",
+            "outcome",
+        )
         yield _counter(
             "rtcserver_password_checks",
             "passwords hashed and checked (password mode)",

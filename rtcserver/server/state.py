@@ -32,8 +32,10 @@ from ..security.hosts import HostAllowList
 from ..security.limits import AddressCounts, PendingHead, Progress, SlowHeads
 from ..security.refusals import RefusalLog
 from ..settings import Settings
+from .events import Events
 from .metrics import ServerMetrics
 from .siblings import Siblings
+from .webhooks import Webhooks
 
 if TYPE_CHECKING:
     from ..cluster.names import Names
@@ -88,6 +90,8 @@ class ServerState:
     siblings: Siblings | None = None  # the other workers, asked for /healthz and /metrics
     # Connections speaking the tutorial dialect (directory/tutorial.py), by actor.
     dialect_sessions: dict[Peer, DialectSession] = attrs.field(factory=dict)
+    # With --webhook-url: the events' queues and senders (webhooks.py).
+    webhooks: Webhooks | None = None
 
     def __attrs_post_init__(self) -> None:
         settings = self.settings
@@ -154,6 +158,12 @@ class ServerState:
             state.registry = state.cluster.mirror
         if workers.several:
             state.siblings = Siblings(workers)
+        if settings.webhook_url:
+            state.webhooks = Webhooks(settings, state.counters)
+            events = Events(state.webhooks, state.registry)
+            state.registry.watcher = events
+            state.sessions.watcher = events
+            state.switchboard.watcher = events  # not in cluster mode: its leader has a board
         state.metrics.attach(state)
         return state
 

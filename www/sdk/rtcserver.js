@@ -20,6 +20,9 @@ import { MeshClient } from "../mesh.js";
 import { RoomClient } from "../roomclient.js";
 import { AuthError, parseRoom, signalingUrl } from "../rtclib.js";
 
+// Close codes by which the server's operator ended the connection -> `closed` reasons.
+const CLOSED_BY_SERVER = { 4003: "room-closed", 4004: "removed" };
+
 /** The rtcserver release this file belongs to (tests/test_sdk.py checks it). */
 const VERSION = "0.1.0";
 
@@ -306,9 +309,10 @@ class Room extends EventTarget {
           settle(new AuthError("forbidden", d.message || "this sign-in may not make a room"));
         }
       });
-      on("disconnected", () => {
+      on("disconnected", (d) => {
         if (inRoom) {
-          this._close("disconnected");
+          // The operator ended it (docs/PROTOCOL.md, close codes): say which way.
+          this._close(CLOSED_BY_SERVER[d?.code] || "disconnected");
         } else {
           settle(new Error("lost the connection to the server"));
         }
