@@ -100,6 +100,13 @@ class MeshPeer {
       });
     };
     pc.onnegotiationneeded = async () => {
+      if (this.polite && !pc.remoteDescription) {
+        // The newcomer waits for the first offer: each member it joined got PEERJOINED
+        // and offers at once. Two first offers (glare) would mean a rollback, after
+        // which Chromium was seen never to gather candidates again (no connection).
+        // Back in "stable" after its answer, negotiationneeded fires again if needed.
+        return;
+      }
       try {
         this.makingOffer = true;
         await pc.setLocalDescription();

@@ -19,7 +19,10 @@ export interface RoomOptions {
    * app's own (the app keeps ownership), or false / null for none.
    */
   media?: MediaStreamConstraints | MediaStream | false | null;
-  /** Room.create(): more than 2 makes a group room (a mesh) for that many. */
+  /**
+   * Room.create(): more than 2 makes a group room (a mesh) for that many, 2 a room
+   * of two; absent, the server's default (--room-capacity: two unless set higher).
+   */
   capacity?: number;
   /** A sign-in token (the server's "token" auth mode). */
   token?: string | null;

@@ -108,8 +108,9 @@ class Room extends EventTarget {
   }
 
   /**
-   * A new room. options.capacity > 2 makes a group room (a mesh) for that many;
-   * else a room of two, which the built-in call page (and the book's client) can join.
+   * A new room. options.capacity > 2 makes a group room (a mesh) for that many, 2 a
+   * room of two (the built-in call page and the book's client can join it); absent,
+   * the server's default (--room-capacity: two, unless set higher).
    */
   static create(options) {
     return new Room(options || {})._open(null);
@@ -187,7 +188,7 @@ class Room extends EventTarget {
     this.localStream = await localMedia(this._options.media);
     this._ownStream = this.localStream !== null && this.localStream !== this._options.media;
     try {
-      const capacity = Number(this._options.capacity) || 2;
+      const capacity = Number(this._options.capacity) || 0;
       if (number === null && capacity > 2) {
         await this._enter(this._meshClient(null, capacity));
       } else {
@@ -195,7 +196,7 @@ class Room extends EventTarget {
         // asks (roster), and a group room answers with its capacity.
         const group = await this._enter(this._pairClient(number));
         if (group) {
-          await this._enter(this._meshClient(number, 0));
+          await this._enter(this._meshClient(number, number === null ? group : 0));
         }
       }
     } catch (err) {
@@ -274,8 +275,9 @@ class Room extends EventTarget {
   }
 
   /**
-   * Start `client` and resolve once in the room: false, or true when the room
-   * turned out to be a group room (the caller enters it with a MeshClient).
+   * Start `client` and resolve once in the room: false, or when the room turned
+   * out to be a group room (the caller enters it with a MeshClient) true, or the
+   * capacity of the room GETROOM made.
    * Rejects with the refusal. Its later events become the Room's.
    */
   _enter(client) {
@@ -326,7 +328,10 @@ class Room extends EventTarget {
   }
 
   _pairClient(number) {
-    return new RoomClient({ room: number, ...this._common() });
+    // A creator asks for the roster: on a server whose rooms hold more than two
+    // by default (room_capacity), GETROOM made a group room, entered as a mesh.
+    const capacity = Number(this._options.capacity) === 2 ? 2 : null;
+    return new RoomClient({ room: number, roster: number === null, capacity: capacity, ...this._common() });
   }
 
   /** A room of two: RoomClient has no member ids, so each new peer gets one here. */
@@ -347,9 +352,19 @@ class Room extends EventTarget {
     };
     on("room", (d) => {
       this.number = d.room;
-      settle(null, false);
+      if (client.joining) {
+        settle(null, false);
+      }
       if (client.peerPresent) {
         joined(); // we entered: the creator is there
+      }
+    });
+    on("roster", (d) => {
+      if (d.capacity > 2) {
+        client.hangUp(); // that room empties and goes; the mesh makes one as large
+        settle(null, d.capacity);
+      } else {
+        settle(null, false);
       }
     });
     on("conference", () => settle(null, true));
