@@ -2,7 +2,8 @@
 room. The server's rooms hold three by default (--room-capacity 3), so the page's
 plain Room.create() makes a group room (a mesh): three headless Chromium contexts see
 each other's video and messages, a fourth is refused with RoomFullError, and when
-one leaves the other two get its peerleft and go on."""
+one leaves the other two get its peerleft and go on. A cut of one member's signaling
+connection is survived: the mesh's media goes on and the SDK resumes its session."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser import loopback_gate
+from tests.browser.callpage import CONNECT_MS, POLL_MS
 from tests.browser.conftest import OpenPage
 from tests.browser.sdkpage import (
     PAGE,
@@ -93,3 +96,48 @@ def test_three_pages_see_and_message_each_other_a_fourth_is_refused_one_leaves(
         assert_in_order(events)
         assert len(real_peers(events)) == 2, events
         assert not any(e["type"] in {"reconnecting", "reconnected"} for e in events), events
+
+
+# The peer connections of the page's mesh, oldest peer first.
+PCS = "() => [...window.__room.client.peers.values()].map((p) => p.pc)"
+
+
+def test_cut_signaling_in_a_group_room_the_mesh_goes_on_and_the_sdk_resumes(
+    open_page: OpenPage, site_url: str, bridge: loopback_gate.Bridge
+) -> None:
+    a = open_page(site_url + PAGE, ROOM_EVENTS)
+    link = link_of(a)
+    mark = len(bridge.upstreams)
+    b = open_page(link, ROOM_EVENTS)
+    for page in (a, b):
+        wait_remote_videos(page, 1)
+        wait_status_starts(page, "In room ")
+    b_connections = bridge.upstreams[mark:]
+    b.evaluate(f"window.pcsBeforeCut = ({PCS})()")
+    bridge.refusing = True
+    bridge.sever(b_connections)
+    wait_event(b, "reconnecting")
+    for page in (a, b):
+        wait_remote_videos(page, 1)
+    bridge.refusing = False
+    wait_event(b, "reconnected")
+    assert [e["resumed"] for e in room_events(b) if e["type"] == "reconnected"] == [True]
+    assert b.evaluate(f"({PCS})().every((pc, i) => pc === window.pcsBeforeCut[i])")
+    b.page.wait_for_function(
+        f"() => ({PCS})().every((pc) => pc.connectionState === 'connected')",
+        timeout=CONNECT_MS,
+        polling=POLL_MS,
+    )
+    send(b, "after the cut, from B")
+    wait_message(a, "after the cut, from B")
+    send(a, "after the cut, from A")
+    wait_message(b, "after the cut, from A")
+    for page in (a, b):
+        wait_remote_videos(page, 1)
+        events = room_events(page)
+        assert_in_order(events)
+        assert len(real_peers(events)) == 1
+        assert not any(e["type"] == "closed" for e in events), events
+    # A saw only B's first probe leave, never B itself: the server parked B's session.
+    (b_in_a,) = real_peers(room_events(a))
+    assert not any(e["type"] == "peerleft" and e["id"] == b_in_a for e in room_events(a))
