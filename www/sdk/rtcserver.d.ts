@@ -16,9 +16,10 @@ export interface Credentials {
 export interface RoomOptions {
   /**
    * getUserMedia constraints (default: audio and video), a MediaStream of the
-   * app's own (the app keeps ownership), or false / null for none.
+   * app's own (the app keeps ownership), or false / null for none. A Promise of
+   * the app's stream is not waited for: the room is entered while it starts.
    */
-  media?: MediaStreamConstraints | MediaStream | false | null;
+  media?: MediaStreamConstraints | MediaStream | Promise<MediaStream | null> | false | null;
   /**
    * Room.create(): more than 2 makes a group room (a mesh) for that many, 2 a room
    * of two; absent, the server's default (--room-capacity: two unless set higher).
@@ -36,6 +37,24 @@ export interface RoomOptions {
   server?: string;
   /** The page the room's link points at; default: this page's address. */
   linkBase?: string;
+  /**
+   * false: rooms of two only; a link to a group room rejects with NoSuchRoomError
+   * (reason "group-room") instead of entering it as a mesh. Default true.
+   */
+  groupRooms?: boolean;
+  /**
+   * true: the app knows the room is (or makes) a group room: entered as a mesh at
+   * once, without asking first; a room of two rejects with NoSuchRoomError
+   * (reason "tworoom").
+   */
+  group?: boolean;
+  /**
+   * Called with each client the Room makes underneath (roomclient.js or mesh.js),
+   * before it connects (the first one synchronously when `media` is a Promise):
+   * for pages that need more than the Room's events (the built-in pages).
+   * Not part of the stable API.
+   */
+  onClient?: (client: EventTarget) => void;
 }
 
 /** A peer in the room. */

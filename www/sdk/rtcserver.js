@@ -135,6 +135,7 @@ class Room extends EventTarget {
     this.closed = false;
     this.client = null; // the RoomClient or MeshClient underneath (for the built-in pages)
     this._ownStream = false;
+    this._media = Promise.resolve(null); // what the clients send: localStream, once known
     this._entered = false;
     this._queue = []; // events held until the caller has its Room
     this._pairPeer = null; // in a room of two: the id of the peer there
@@ -185,11 +186,24 @@ class Room extends EventTarget {
   // ------------------------------------------------------------ internals
 
   async _open(number) {
-    this.localStream = await localMedia(this._options.media);
-    this._ownStream = this.localStream !== null && this.localStream !== this._options.media;
+    const given = this._options.media;
+    if (given && typeof given.then === "function") {
+      // The app's own camera start (the built-in pages): the room is entered while it
+      // starts, and the stream stays the app's.
+      this._media = Promise.resolve(given).then((stream) => {
+        this.localStream = stream || null;
+        return this.localStream;
+      });
+    } else {
+      this.localStream = await localMedia(given);
+      this._ownStream = this.localStream !== null && this.localStream !== given;
+      this._media = Promise.resolve(this.localStream);
+    }
     try {
       const capacity = Number(this._options.capacity) || 0;
-      if (number === null && capacity > 2) {
+      if (this._options.group) {
+        await this._enter(this._meshClient(number, capacity)); // the app knows: no probe
+      } else if (number === null && capacity > 2) {
         await this._enter(this._meshClient(null, capacity));
       } else {
         // A link does not say what kind of room it is: ENTERROOM as a room of two
@@ -267,7 +281,7 @@ class Room extends EventTarget {
     const o = this._options;
     return {
       ...this._urls,
-      localMedia: this.localStream,
+      localMedia: this._media,
       token: o.token || null,
       credentials: o.credentials,
       forceRelay: !!o.forceRelay,
@@ -282,6 +296,9 @@ class Room extends EventTarget {
    */
   _enter(client) {
     this.client = client;
+    if (this._options.onClient) {
+      this._options.onClient(client); // before start(): the page sees every event
+    }
     return new Promise((resolve, reject) => {
       let inRoom = false;
       const settle = (error, group) => {
@@ -308,22 +325,45 @@ class Room extends EventTarget {
           settle(new AuthError("forbidden", d.message || "this sign-in may not make a room"));
         }
       });
+      let started = false; // start() resolved: a refusal of the sign-in would have rejected it
+      let lost = false;
       on("disconnected", () => {
         if (inRoom) {
           this._close("disconnected");
-        } else {
+        } else if (started) {
           settle(new Error("lost the connection to the server"));
+        } else {
+          lost = true; // start()'s rejection says why (an AuthError, say), or its end does
         }
       });
       on("roomgone", () => this._close("room-gone"));
       on("reconnecting", () => this._emit("reconnecting", {}));
-      on("reconnected", (d) => this._emit("reconnected", { resumed: !!d?.resumed }));
+      on("reconnected", (d) => {
+        if (!inRoom && d?.resumed && client.room !== null) {
+          this.number = client.room; // a refresh resumed its session: back in the room
+          settle(null, false);
+          return;
+        }
+        this._emit("reconnected", { resumed: !!d?.resumed });
+      });
       if (client instanceof MeshClient) {
         this._wireMesh(client, on, settle);
       } else {
         this._wirePair(client, on, settle);
       }
-      client.start().catch((err) => settle(err));
+      // Started after the caller's synchronous code: listeners that onClient's caller
+      // adds right after Room.create()/join() returns see every event.
+      Promise.resolve()
+        .then(() => client.start())
+        .then(
+          () => {
+            started = true;
+            if (lost) {
+              settle(new Error("lost the connection to the server"));
+            }
+          },
+          (err) => settle(err),
+        );
     });
   }
 
@@ -360,14 +400,22 @@ class Room extends EventTarget {
       }
     });
     on("roster", (d) => {
-      if (d.capacity > 2) {
+      if (d.capacity > 2 && this._options.groupRooms === false) {
+        settle(null, false); // the page's to handle (the call page: a server default it ignores)
+      } else if (d.capacity > 2) {
         client.hangUp(); // that room empties and goes; the mesh makes one as large
         settle(null, d.capacity);
       } else {
         settle(null, false);
       }
     });
-    on("conference", () => settle(null, true));
+    on("conference", () => {
+      if (this._options.groupRooms === false) {
+        settle(new NoSuchRoomError("a group room, and this page takes rooms of two", "group-room"));
+      } else {
+        settle(null, true);
+      }
+    });
     on("peerjoined", () => {
       left(); // a leftover of an earlier peer, if any
       joined();
