@@ -54,6 +54,7 @@ def www(tmp_path: Path) -> Path:
     (root / "app.js").write_text("console.log(1)")
     (root / "style.css").write_text("body{}")
     (root / "js" / "lib.js").write_text("export {}")
+    (root / "js" / "lib.d.ts").write_text("export {};")
     (root / "logo.svg").write_text("<svg/>")
     (root / ".secret").write_text("dotfile")
     (tmp_path / "outside.txt").write_text("never served")
@@ -77,6 +78,7 @@ async def test_root_and_room_links_serve_index_html(start_server: StartServer, w
         ("/app.js", "text/javascript; charset=utf-8"),
         ("/style.css", "text/css; charset=utf-8"),
         ("/js/lib.js", "text/javascript; charset=utf-8"),
+        ("/js/lib.d.ts", "text/plain; charset=utf-8"),  # the SDK's TypeScript declarations
         ("/logo.svg", "image/svg+xml"),
     ],
 )

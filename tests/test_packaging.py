@@ -29,7 +29,15 @@ from tests.support.client import make_pair
 from tests.support.process import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("index.html", "phone.html", "tutorial/index.html", "tutorial/client.js")
+PAGES = (
+    "index.html",
+    "phone.html",
+    "tutorial/index.html",
+    "tutorial/client.js",
+    "sdk/rtcserver.js",
+    "sdk/rtcserver.d.ts",
+    "examples/minimal.html",
+)
 # Made by builds and tools, never shipped: caches, virtual environments, node_modules.
 UNTRACKED = {".git", ".venv", "build", "dist", "node_modules", "__pycache__", ".hypothesis"}
 UNTRACKED_SUFFIXES = (".pyc", ".egg-info", "_cache")

@@ -2,7 +2,8 @@
 # One command from a fresh clone to a passing suite: system packages (Chromium,
 # coturn, redis-server, nginx), .venv with the test extras, the Node baseline's
 # packages, then lint (the page's JavaScript too, with Biome: tools/jslint),
-# type-check and the whole pytest suite, browser tests included.
+# type-check (the SDK's declarations too, with TypeScript: tools/tsc) and the
+# whole pytest suite, browser tests included.
 # Arguments are passed to pytest (for example: -k relay -x).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +16,9 @@ fi
 # The page's JavaScript (www/): Biome lints it and checks its formatting (tools/jslint).
 (cd tools/jslint && npm ci --silent --no-audit --no-fund >/dev/null)
 tools/jslint/node_modules/.bin/biome ci --config-path tools/jslint www
+# The SDK's TypeScript declarations against the module (tools/tsc/check.sh).
+(cd tools/tsc && npm ci --silent --no-audit --no-fund >/dev/null)
+tools/tsc/check.sh
 .venv/bin/ruff check rtcserver tests tools
 .venv/bin/mypy
 # Thousands of sockets in the load tests need more descriptors than the default 1024.

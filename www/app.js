@@ -1,6 +1,7 @@
 /*
- * app.js: the video-call page (index.html). The protocol is in roomclient.js;
- * the shared page parts in ui.js; what we send (camera, screen, a video file)
+ * app.js: the video-call page (index.html). It enters its room through the SDK
+ * (sdk/rtcserver.js, docs/SDK.md), and wires the room's client underneath
+ * (roomclient.js: the protocol) to the page; the shared page parts are in ui.js; what we send (camera, screen, a video file)
  * in outgoing.js; files in filetransfer.js. This module wires them to the page.
  *
  *   /            create a room, show its link, wait for a peer
@@ -20,10 +21,10 @@ import { check } from "./browsersupport.js";
 import { CallInfo } from "./callquality.js";
 import { FileTransfers } from "./filetransfer.js";
 import { OutgoingMedia } from "./outgoing.js";
-import { RoomClient } from "./roomclient.js";
 import { wireSendControls } from "./sendcontrols.js";
 import { showTransfers } from "./transferlist.js";
 import { finalClose, parseRoom } from "./rtclib.js";
+import { Room } from "./sdk/rtcserver.js";
 import {
   $,
   Chat,
@@ -408,15 +409,40 @@ function openGroupPage(capacity) {
   window.location.replace(url.href);
 }
 
-/** A RoomClient for `room` (null: a new one), wired to the page. Called again after a refused password. */
+/** Enter `room` (null: a new one) through the SDK. Called again after a refused password. */
 function connect(room) {
-  const self = new RoomClient({
-    room,
+  setStatus(room === null ? "Creating a room…" : "Joining the room…");
+  el.hangUp.disabled = false;
+  let mine = null; // the RoomClient the SDK makes for this entry
+  const options = {
+    media: localMedia, // started by the page, in parallel: the SDK leaves it to the page
     forceRelay,
-    localMedia,
     token,
     credentials: askForPassword,
+    groupRooms: false, // a group room is conference.html's ("conference" below)
+    onClient: (self) => {
+      mine = self;
+      wire(self, room);
+    },
+  };
+  const entering = room === null ? Room.create(options) : Room.join(room, options);
+  entering.catch((err) => {
+    if (client !== mine) {
+      return; // a retry replaced it
+    }
+    if (err.name === "AuthError") {
+      onAuthError(err, room);
+    } else if (err.name !== "RoomFullError" && err.name !== "NoSuchRoomError") {
+      // (a refused room: the "wrongroom" or "conference" handler has shown it)
+      console.error(err);
+      setStatus("Could not reach the server");
+      showEnded("Could not reach the signaling server. Check your connection and try again.");
+    }
   });
+}
+
+/** Wire `self` (a RoomClient the SDK made for `room`) to the page, before it starts. */
+function wire(self, room) {
   client = self;
   window.rtc = self;
 
@@ -535,21 +561,6 @@ function connect(room) {
     // The operator's own words when it ended the connection ("The room was closed").
     const d = event.detail;
     showEnded(finalClose(d) ? d.reason : "The connection to the server was lost.", false);
-  });
-
-  setStatus(room === null ? "Creating a room…" : "Joining the room…");
-  el.hangUp.disabled = false;
-  self.start().catch((err) => {
-    if (client !== self) {
-      return;
-    }
-    if (err && err.name === "AuthError") {
-      onAuthError(err, room);
-      return;
-    }
-    console.error(err);
-    setStatus("Could not reach the server");
-    showEnded("Could not reach the signaling server. Check your connection and try again.");
   });
 }
 

@@ -1,6 +1,7 @@
 /*
  * conference.js: the group-call page (conference.html), a grid of tiles over
- * mesh.js's MeshClient (one RTCPeerConnection per pair).
+ * mesh.js's MeshClient (one RTCPeerConnection per pair), which the SDK's Room
+ * (sdk/rtcserver.js, docs/SDK.md) makes and enters the room with.
  *
  *   conference.html               create a room for up to ?size=N (default 8)
  *   conference.html?room=N        enter room N (a room of two goes to the call page)
@@ -15,8 +16,8 @@
  * the room exists its number is in the address bar, so a refresh resumes into it.
  */
 import { check } from "./browsersupport.js";
-import { MeshClient } from "./mesh.js";
 import { finalClose, parseRoom } from "./rtclib.js";
+import { Room } from "./sdk/rtcserver.js";
 import { $, Chat, getLocalMedia, isPressed, notice, playRemote, setPressed, show } from "./ui.js";
 
 const params = new URLSearchParams(window.location.search);
@@ -92,13 +93,18 @@ async function main() {
     say: showMediaNotice,
     without: "You can still watch and chat.",
   });
-  const mesh = new MeshClient({
-    room: room,
+  let mesh = null;
+  const options = {
+    group: true, // this page's rooms are group rooms: a mesh at once
     capacity: Number.isSafeInteger(size) ? size : 8,
-    localMedia: localMedia,
+    media: localMedia, // the page's own, started in parallel
     token: token,
     name: params.get("name"),
-  });
+    onClient: (client) => {
+      mesh = client; // synchronously, and it starts once this code has its listeners on
+    },
+  };
+  const entering = room === null ? Room.create(options) : Room.join(room, options);
   window.mesh = mesh;
   const own = addTile("self", "You");
   own.querySelector("video").muted = true;
@@ -270,9 +276,11 @@ async function main() {
   setInterval(() => updateSpeaking(mesh, own), SPEAKING_SAMPLE_MS);
   try {
     setStatus(room === null ? "Creating a group call…" : "Joining…");
-    await mesh.start();
+    await entering;
   } catch (err) {
-    setStatus(err.message || String(err));
+    if (err.name !== "RoomFullError" && err.name !== "NoSuchRoomError") {
+      setStatus(err.message || String(err)); // (a refused room: "wrongroom" or "tworoom" above)
+    }
   }
 }
 

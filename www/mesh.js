@@ -76,6 +76,7 @@ class MeshPeer {
     this.tag = randomTag(); // names our RTCPeerConnection to the peer
     this.remoteTag = null; // the peer's, from its first message
     this.away = false; // its signaling socket is lost (PEERAWAY with its id)
+    this.awaitsOffer = false; // we entered the room it was in: it makes the first offer
     // Messages wait until the connection exists (the camera may still be starting).
     this._inbox = new Promise((resolve) => {
       this._opened = resolve;
@@ -101,6 +102,13 @@ class MeshPeer {
       });
     };
     pc.onnegotiationneeded = async () => {
+      if (this.awaitsOffer && !pc.remoteDescription) {
+        // A newcomer waits for the first offer: each member it joined got PEERJOINED
+        // and offers at once. Two first offers (glare) would mean a rollback, after
+        // which Chromium was seen never to gather candidates again (no connection).
+        // Back in "stable" after its answer, negotiationneeded fires again if needed.
+        return;
+      }
       try {
         this.makingOffer = true;
         await pc.setLocalDescription();
@@ -519,7 +527,7 @@ class MeshClient extends EventTarget {
         const adding = [];
         for (const member of members) {
           if (!this.peers.has(String(member.id))) {
-            adding.push(this._addPeer(String(member.id), member.name, true)); // we are the newcomer
+            adding.push(this._addPeer(String(member.id), member.name, true, true)); // we are the newcomer
           }
         }
         this._entryWaiter?.(msg);
@@ -600,8 +608,9 @@ class MeshClient extends EventTarget {
     return peer;
   }
 
-  async _addPeer(id, name, polite) {
+  async _addPeer(id, name, polite, awaitsOffer = false) {
     const peer = new MeshPeer(this, id, typeof name === "string" ? name : null, polite);
+    peer.awaitsOffer = awaitsOffer;
     this.peers.set(id, peer);
     emit(this, "peerjoined", { peer: peer });
     const [rtcConfig, stream] = await Promise.all([this.session.rtcConfig(), this.localMedia]);

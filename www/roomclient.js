@@ -53,13 +53,17 @@ function roomFromMessage(value) {
  * options: {room (number or null), signalingUrl, configUrl, forceRelay,
  *           localMedia (Promise of MediaStream or null),
  *           token (for a server in token mode), credentials (a function
- *             giving a Promise of {name, password}, for password mode)}
+ *             giving a Promise of {name, password}, for password mode),
+ *           roster (GETROOM asks for ROOM: the "roster" event says the capacity),
+ *           capacity (GETROOM asks for it; absent: the server's room_capacity)}
  * start() rejects with an AuthError when the server refuses the sign-in.
  * Properties: room, peerPresent, call (PeerCall or null), pc (its
  *   RTCPeerConnection or null: tests read window.rtc.pc).
  * Events: "room" {room}, "wrongroom" {reason}, "waitingforseat" {seconds} (a seat
  *   held by an away member frees then: the client enters by itself), "conference" {room} (the link
- *   leads to a group call: the page hands over to conference.html), "peerjoined", "peerleft",
+ *   leads to a group call: the page hands over to conference.html), "roster"
+ *   {capacity, members} (a creator's ROOM: with options.roster, or in a group
+ *   room), "peerjoined", "peerleft",
  *   "calling", "remotestream" (MediaStream), "callstate" (connectionState),
  *   "chat" {text}, "servererror" {code, message}, "disconnected" {code, reason},
  *   "unhandled" (any other message, for pages that extend the protocol),
@@ -93,6 +97,10 @@ class RoomClient extends EventTarget {
     this.reconnecting = false;
     this._asCaller = false;
     this._seatTimer = null; // the ENTERROOM again while an away member holds a seat
+    // GETROOM with roster: the server follows its reply with ROOM, which says the
+    // room's capacity (a server whose room_capacity is above two makes group rooms).
+    this.roster = !!options.roster;
+    this.capacity = options.capacity || null;
   }
 
   get pc() {
@@ -150,7 +158,14 @@ class RoomClient extends EventTarget {
       // two is this page's; a larger one is a group call (conference.html).
       this.channel.send({ type: "ENTERROOM", value: this.room, roster: true });
     } else {
-      this.channel.send({ type: "GETROOM", value: "" });
+      const ask = { type: "GETROOM", value: "" };
+      if (this.roster) {
+        ask.roster = true;
+      }
+      if (this.capacity) {
+        ask.capacity = this.capacity; // 2: a room of two even where rooms hold more by default
+      }
+      this.channel.send(ask);
     }
   }
 
@@ -316,6 +331,11 @@ class RoomClient extends EventTarget {
         return;
       }
       case "ROOM": {
+        if (!this.joining && this.room !== null) {
+          // The roster our GETROOM asked for (options.roster), or a group room's.
+          emit(this, "roster", { capacity: msg.capacity, members: msg.members || [] });
+          return;
+        }
         if (!this.joining || this.peerPresent || this.call) {
           return; // only our ENTERROOM is answered with ROOM
         }

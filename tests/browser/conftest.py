@@ -137,8 +137,13 @@ def browser_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 # directories (tests/cluster) reuse this fixture under their own name.
 @pytest.fixture(scope="module")
 def browser(
-    browser_home: dict[str, str], loopback_namespace: LoopbackNamespace
+    request: pytest.FixtureRequest,
+    browser_home: dict[str, str],
+    loopback_namespace: LoopbackNamespace,
 ) -> Iterator[Browser]:
+    """Chromium with CHROMIUM_ARGS, or with a test module's own `CHROMIUM_ARGS` list
+    (one that must see the browser refuse the camera, say)."""
+    args = getattr(request.module, "CHROMIUM_ARGS", CHROMIUM_ARGS)
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run tools/install-system-deps.sh"
     # The Playwright driver (a Node process) inherits os.environ: give it our TMPDIR.
     saved_tmpdir = os.environ.get("TMPDIR")
@@ -147,7 +152,7 @@ def browser(
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=loopback_namespace.chromium,
-                args=CHROMIUM_ARGS,
+                args=args,
                 env={**os.environ, **browser_home},
             )
             try:

@@ -111,8 +111,9 @@ class Room extends EventTarget {
   }
 
   /**
-   * A new room. options.capacity > 2 makes a group room (a mesh) for that many;
-   * else a room of two, which the built-in call page (and the book's client) can join.
+   * A new room. options.capacity > 2 makes a group room (a mesh) for that many, 2 a
+   * room of two (the built-in call page and the book's client can join it); absent,
+   * the server's default (--room-capacity: two, unless set higher).
    */
   static create(options) {
     return new Room(options || {})._open(null);
@@ -137,6 +138,7 @@ class Room extends EventTarget {
     this.closed = false;
     this.client = null; // the RoomClient or MeshClient underneath (for the built-in pages)
     this._ownStream = false;
+    this._media = Promise.resolve(null); // what the clients send: localStream, once known
     this._entered = false;
     this._queue = []; // events held until the caller has its Room
     this._pairPeer = null; // in a room of two: the id of the peer there
@@ -187,18 +189,31 @@ class Room extends EventTarget {
   // ------------------------------------------------------------ internals
 
   async _open(number) {
-    this.localStream = await localMedia(this._options.media);
-    this._ownStream = this.localStream !== null && this.localStream !== this._options.media;
+    const given = this._options.media;
+    if (given && typeof given.then === "function") {
+      // The app's own camera start (the built-in pages): the room is entered while it
+      // starts, and the stream stays the app's.
+      this._media = Promise.resolve(given).then((stream) => {
+        this.localStream = stream || null;
+        return this.localStream;
+      });
+    } else {
+      this.localStream = await localMedia(given);
+      this._ownStream = this.localStream !== null && this.localStream !== given;
+      this._media = Promise.resolve(this.localStream);
+    }
     try {
-      const capacity = Number(this._options.capacity) || 2;
-      if (number === null && capacity > 2) {
+      const capacity = Number(this._options.capacity) || 0;
+      if (this._options.group) {
+        await this._enter(this._meshClient(number, capacity)); // the app knows: no probe
+      } else if (number === null && capacity > 2) {
         await this._enter(this._meshClient(null, capacity));
       } else {
         // A link does not say what kind of room it is: ENTERROOM as a room of two
         // asks (roster), and a group room answers with its capacity.
         const group = await this._enter(this._pairClient(number));
         if (group) {
-          await this._enter(this._meshClient(number, 0));
+          await this._enter(this._meshClient(number, number === null ? group : 0));
         }
       }
     } catch (err) {
@@ -269,7 +284,7 @@ class Room extends EventTarget {
     const o = this._options;
     return {
       ...this._urls,
-      localMedia: this.localStream,
+      localMedia: this._media,
       token: o.token || null,
       credentials: o.credentials,
       forceRelay: !!o.forceRelay,
@@ -277,12 +292,16 @@ class Room extends EventTarget {
   }
 
   /**
-   * Start `client` and resolve once in the room: false, or true when the room
-   * turned out to be a group room (the caller enters it with a MeshClient).
+   * Start `client` and resolve once in the room: false, or when the room turned
+   * out to be a group room (the caller enters it with a MeshClient) true, or the
+   * capacity of the room GETROOM made.
    * Rejects with the refusal. Its later events become the Room's.
    */
   _enter(client) {
     this.client = client;
+    if (this._options.onClient) {
+      this._options.onClient(client); // before start(): the page sees every event
+    }
     return new Promise((resolve, reject) => {
       let inRoom = false;
       const settle = (error, group) => {
@@ -309,28 +328,54 @@ class Room extends EventTarget {
           settle(new AuthError("forbidden", d.message || "this sign-in may not make a room"));
         }
       });
+      let started = false; // start() resolved: a refusal of the sign-in would have rejected it
+      let lost = false;
       on("disconnected", (d) => {
         if (inRoom) {
           // The operator ended it (docs/PROTOCOL.md, close codes): say which way.
           this._close(CLOSED_BY_SERVER[d?.code] || "disconnected");
-        } else {
+        } else if (started) {
           settle(new Error("lost the connection to the server"));
+        } else {
+          lost = true; // start()'s rejection says why (an AuthError, say), or its end does
         }
       });
       on("roomgone", () => this._close("room-gone"));
       on("reconnecting", () => this._emit("reconnecting", {}));
-      on("reconnected", (d) => this._emit("reconnected", { resumed: !!d?.resumed }));
+      on("reconnected", (d) => {
+        if (!inRoom && d?.resumed && client.room !== null) {
+          this.number = client.room; // a refresh resumed its session: back in the room
+          settle(null, false);
+          return;
+        }
+        this._emit("reconnected", { resumed: !!d?.resumed });
+      });
       if (client instanceof MeshClient) {
         this._wireMesh(client, on, settle);
       } else {
         this._wirePair(client, on, settle);
       }
-      client.start().catch((err) => settle(err));
+      // Started after the caller's synchronous code: listeners that onClient's caller
+      // adds right after Room.create()/join() returns see every event.
+      Promise.resolve()
+        .then(() => client.start())
+        .then(
+          () => {
+            started = true;
+            if (lost) {
+              settle(new Error("lost the connection to the server"));
+            }
+          },
+          (err) => settle(err),
+        );
     });
   }
 
   _pairClient(number) {
-    return new RoomClient({ room: number, ...this._common() });
+    // A creator asks for the roster: on a server whose rooms hold more than two
+    // by default (room_capacity), GETROOM made a group room, entered as a mesh.
+    const capacity = Number(this._options.capacity) === 2 ? 2 : null;
+    return new RoomClient({ room: number, roster: number === null, capacity: capacity, ...this._common() });
   }
 
   /** A room of two: RoomClient has no member ids, so each new peer gets one here. */
@@ -351,12 +396,30 @@ class Room extends EventTarget {
     };
     on("room", (d) => {
       this.number = d.room;
-      settle(null, false);
+      if (client.joining) {
+        settle(null, false);
+      }
       if (client.peerPresent) {
         joined(); // we entered: the creator is there
       }
     });
-    on("conference", () => settle(null, true));
+    on("roster", (d) => {
+      if (d.capacity > 2 && this._options.groupRooms === false) {
+        settle(null, false); // the page's to handle (the call page: a server default it ignores)
+      } else if (d.capacity > 2) {
+        client.hangUp(); // that room empties and goes; the mesh makes one as large
+        settle(null, d.capacity);
+      } else {
+        settle(null, false);
+      }
+    });
+    on("conference", () => {
+      if (this._options.groupRooms === false) {
+        settle(new NoSuchRoomError("a group room, and this page takes rooms of two", "group-room"));
+      } else {
+        settle(null, true);
+      }
+    });
     on("peerjoined", () => {
       left(); // a leftover of an earlier peer, if any
       joined();
