@@ -70,6 +70,11 @@ class MeshPeer {
     this.media = { audio: true, video: true }; // what the peer says it sends
     this.makingOffer = false;
     this.ignoreOffer = false;
+    // The other side makes the first offer (it saw us join, or it reloaded and
+    // offered): we only answer until then. Chromium rolling back an offer of ours
+    // whose candidates are being gathered (glare) may gather none for the answer:
+    // the pair would stay "new" for good.
+    this.awaitsOffer = false;
     this.pc = null;
     this.dc = null; // the data channel, with the client's dataChannel option
     this.tag = randomTag(); // names our RTCPeerConnection to the peer
@@ -100,6 +105,9 @@ class MeshPeer {
       });
     };
     pc.onnegotiationneeded = async () => {
+      if (this.awaitsOffer && !pc.remoteDescription) {
+        return; // once we answered, a negotiation still needed fires this again
+      }
       try {
         this.makingOffer = true;
         await pc.setLocalDescription();
@@ -518,7 +526,8 @@ class MeshClient extends EventTarget {
         const adding = [];
         for (const member of members) {
           if (!this.peers.has(String(member.id))) {
-            adding.push(this._addPeer(String(member.id), member.name, true)); // we are the newcomer
+            // We are the newcomer: polite, and the member offers when it sees us join.
+            adding.push(this._addPeer(String(member.id), member.name, true, true));
           }
         }
         this._entryWaiter?.(msg);
@@ -589,6 +598,7 @@ class MeshClient extends EventTarget {
     old.close();
     const peer = new MeshPeer(this, old.id, old.name, false); // the one that reloaded is polite
     peer.remoteTag = remoteTag;
+    peer.awaitsOffer = true; // its new connection's offer is on its way
     peer.media = old.media;
     this.peers.set(peer.id, peer);
     emit(this, "peerreset", { peer: peer });
@@ -599,8 +609,9 @@ class MeshClient extends EventTarget {
     return peer;
   }
 
-  async _addPeer(id, name, polite) {
+  async _addPeer(id, name, polite, awaitsOffer = false) {
     const peer = new MeshPeer(this, id, typeof name === "string" ? name : null, polite);
+    peer.awaitsOffer = awaitsOffer;
     this.peers.set(id, peer);
     emit(this, "peerjoined", { peer: peer });
     const [rtcConfig, stream] = await Promise.all([this.session.rtcConfig(), this.localMedia]);
