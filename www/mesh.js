@@ -76,7 +76,10 @@ class MeshPeer {
     this.tag = randomTag(); // names our RTCPeerConnection to the peer
     this.remoteTag = null; // the peer's, from its first message
     this.away = false; // its signaling socket is lost (PEERAWAY with its id)
-    this.awaitsOffer = false; // we entered the room it was in: it makes the first offer
+    // We entered the room it was in (or it reloaded and offered): it makes the first
+    // offer and we only answer until then. Chromium rolling back an offer of ours whose
+    // candidates are being gathered (glare) may gather none: the pair stays "new".
+    this.awaitsOffer = false;
     // Messages wait until the connection exists (the camera may still be starting).
     this._inbox = new Promise((resolve) => {
       this._opened = resolve;
@@ -598,6 +601,7 @@ class MeshClient extends EventTarget {
     old.close();
     const peer = new MeshPeer(this, old.id, old.name, false); // the one that reloaded is polite
     peer.remoteTag = remoteTag;
+    peer.awaitsOffer = true; // its new connection's offer is on its way
     peer.media = old.media;
     this.peers.set(peer.id, peer);
     emit(this, "peerreset", { peer: peer });

@@ -12,6 +12,8 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
 
+from tests.browser.mediaflow import wait_flowing
+
 # Deadlines, in milliseconds: generous for a loaded two-core CI machine, but a
 # broken call fails in seconds, not minutes.
 CONNECT_MS = 20_000
@@ -22,27 +24,9 @@ POLL_MS = 200
 # Every ICE candidate the page sends or accepts must be on loopback (rtclib.js).
 LOOPBACK_ONLY = "window.RTCSERVER_CANDIDATE_FILTER = ['127.0.0.1'];"
 
-# True once the remote video has a size, video frames are being decoded (the count
-# grew since this function's previous call for the same RTCPeerConnection) and
-# audio packets arrived. The previous count is kept per connection, so a new call
-# on the same page starts its own comparison.
-MEDIA_FLOWING = """
-async () => {
-  const pc = window.rtc && window.rtc.pc;
-  const video = document.getElementById('remoteVideo');
-  if (!pc || pc.connectionState !== 'connected' || video.videoWidth === 0) return false;
-  let frames = 0, audioPackets = 0;
-  (await pc.getStats()).forEach((r) => {
-    if (r.type !== 'inbound-rtp') return;
-    if (r.kind === 'video') frames = Math.max(frames, r.framesDecoded || 0);
-    if (r.kind === 'audio') audioPackets = Math.max(audioPackets, r.packetsReceived || 0);
-  });
-  window.__framesSeen = window.__framesSeen || new WeakMap();
-  const before = window.__framesSeen.get(pc);
-  window.__framesSeen.set(pc, frames);
-  return before !== undefined && before > 0 && frames > before && audioPackets > 0;
-}
-"""
+# The call's peer connection, for the getStats() sampler (mediaflow.py).
+CALL_PC = "() => [['peer', window.rtc?.pc ?? null]]"
+REMOTE_VIDEO_SIZED = "() => document.getElementById('remoteVideo').videoWidth > 0"
 
 # Shapes (width / height) of the fake sources: the camera is 640x480, the fake screen
 # that getDisplayMedia gives 1280x720 (docs/BROWSER-TESTS.md). WebRTC may scale a
@@ -158,8 +142,10 @@ class CallPage:
         )
 
     def wait_media_flowing(self) -> None:
-        """Remote video frames keep being decoded and audio arrives (two stats samples)."""
-        self.page.wait_for_function(MEDIA_FLOWING, timeout=MEDIA_MS, polling=250)
+        """The remote video has a size, its frames are being decoded (two getStats()
+        samples taken during this wait) and audio packets arrived."""
+        self.page.wait_for_function(REMOTE_VIDEO_SIZED, timeout=MEDIA_MS, polling=POLL_MS)
+        wait_flowing(self.page, CALL_PC, timeout_ms=MEDIA_MS)
 
     def selected_pair(self) -> dict[str, Any]:
         pair = self.page.evaluate(SELECTED_PAIR)

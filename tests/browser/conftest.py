@@ -33,8 +33,10 @@ CHROMIUM_ARGS = [
     # Grants getUserMedia and getDisplayMedia (a fake 1280x720 screen, no picker) and
     # reports raw host IPs. See docs/BROWSER-TESTS.md.
     "--use-fake-ui-for-media-stream",
-    # Test-pattern cameras (two, to switch between), beeping microphones.
-    "--use-fake-device-for-media-stream=device-count=2",
+    # Test-pattern cameras, beeping microphones. Three cameras, as fake_device_1 is no
+    # use: a <video> plays it, but a peer connection sends none of its frames (seen on
+    # Chromium 156; likely its pixel format, Y16, a depth camera's). Tests use 0 and 2.
+    "--use-fake-device-for-media-stream=device-count=3",
     "--allow-loopback-in-peer-connection",  # without it, no candidates on a lo-only path
     "--disable-gpu",
     "--disable-quic",

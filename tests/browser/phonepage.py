@@ -11,42 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.callpage import CONNECT_MS, MEDIA_MS, POLL_MS, UI_MS, CallPage
+from tests.browser.callpage import (
+    CONNECT_MS,
+    MEDIA_MS,
+    POLL_MS,
+    REMOTE_VIDEO_SIZED,
+    UI_MS,
+    CallPage,
+)
+from tests.browser.mediaflow import wait_flowing
 
-# True once video frames are being decoded on the phone's call: the count grew
-# since this function's previous call for the same RTCPeerConnection (two samples).
-VIDEO_FLOWING = """
-async () => {
-  const pc = window.phone && window.phone.pc;
-  const video = document.getElementById('remoteVideo');
-  if (!pc || pc.connectionState !== 'connected' || video.videoWidth === 0) return false;
-  let frames = 0;
-  (await pc.getStats()).forEach((r) => {
-    if (r.type === 'inbound-rtp' && r.kind === 'video') {
-      frames = Math.max(frames, r.framesDecoded || 0);
-    }
-  });
-  window.__framesSeen = window.__framesSeen || new WeakMap();
-  const before = window.__framesSeen.get(pc);
-  window.__framesSeen.set(pc, frames);
-  return before !== undefined && before > 0 && frames > before;
-}
-"""
-
-# The number of audio packets received on the phone's call (0 until connected).
-AUDIO_PACKETS = """
-async () => {
-  const pc = window.phone && window.phone.pc;
-  if (!pc || pc.connectionState !== 'connected') return 0;
-  let packets = 0;
-  (await pc.getStats()).forEach((r) => {
-    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
-      packets = Math.max(packets, r.packetsReceived || 0);
-    }
-  });
-  return packets;
-}
-"""
+# The phone call's peer connection, for the getStats() sampler (mediaflow.py).
+PHONE_PC = "() => [['peer', window.phone?.pc ?? null]]"
 
 # What kinds of media the call's RTCPeerConnection negotiated and carries.
 MEDIA_KINDS = """
@@ -135,17 +111,15 @@ class PhonePage:
         self._wait("() => window.phone?.pc?.connectionState === 'connected'", timeout=CONNECT_MS)
 
     def wait_video_flowing(self) -> None:
-        self.page.wait_for_function(VIDEO_FLOWING, timeout=MEDIA_MS, polling=250)
+        """The remote video has a size and its frames are being decoded (two getStats()
+        samples taken during this wait)."""
+        self._wait(REMOTE_VIDEO_SIZED, timeout=MEDIA_MS)
+        wait_flowing(self.page, PHONE_PC, timeout_ms=MEDIA_MS, audio=False)
 
     def wait_audio_packets(self) -> int:
-        handle = self.page.wait_for_function(
-            f"async () => {{ const n = await ({AUDIO_PACKETS})(); return n > 0 ? n : false; }}",
-            timeout=MEDIA_MS,
-            polling=250,
-        )
-        packets = handle.json_value()
-        assert isinstance(packets, int)
-        return packets
+        """Audio packets arrived on the call: how many."""
+        (inbound,) = wait_flowing(self.page, PHONE_PC, timeout_ms=MEDIA_MS, video=False)
+        return inbound.audio
 
     def media_kinds(self) -> dict[str, Any]:
         return dict(self.evaluate(MEDIA_KINDS))

@@ -12,32 +12,19 @@ import pytest
 
 from tests.browser.callpage import CONNECT_MS, MEDIA_MS, POLL_MS, UI_MS, CallPage
 from tests.browser.conftest import OpenPage
+from tests.browser.mediaflow import wait_flowing
 
 pytestmark = pytest.mark.browser
 
-# True once every peer connection is connected and the decoded video frame count from
-# each of `n` peers grew since this function's previous call (and audio arrived).
-ALL_PEERS_FLOWING = """
-async (n) => {
-  const mesh = window.mesh;
-  if (!mesh || mesh.peers.size !== n) return false;
-  window.__frames = window.__frames || new Map();
-  let growing = 0;
-  for (const peer of mesh.peers.values()) {
-    if (!peer.pc || peer.pc.connectionState !== 'connected') return false;
-    let frames = 0, audio = 0;
-    (await peer.pc.getStats()).forEach((r) => {
-      if (r.type !== 'inbound-rtp') return;
-      if (r.kind === 'video') frames = Math.max(frames, r.framesDecoded || 0);
-      if (r.kind === 'audio') audio = Math.max(audio, r.packetsReceived || 0);
-    });
-    const before = window.__frames.get(peer.id);
-    window.__frames.set(peer.id, frames);
-    if (before !== undefined && before > 0 && frames > before && audio > 0) growing++;
-  }
-  return growing === n;
-}
-"""
+# The mesh's peer connections, by member id, for the getStats() sampler (mediaflow.py).
+MESH_PCS = "() => window.mesh ? [...window.mesh.peers.values()].map((p) => [p.id, p.pc]) : []"
+
+
+def wait_all_peers_flowing(page: CallPage, peers: int) -> None:
+    """The page has `peers` peer connections, each connected, decoding video frames
+    from its member (two getStats() samples during this wait) and receiving audio."""
+    wait_flowing(page.page, MESH_PCS, peers=peers, timeout_ms=MEDIA_MS)
+
 
 TILES = "() => [...document.querySelectorAll('#tiles .tile')].map((t) => t.dataset.member)"
 
@@ -64,7 +51,7 @@ def test_four_pages_mesh_chat_room_full_and_leaving(open_page: OpenPage, site_ur
             "() => window.mesh?.peers.size === 3", timeout=CONNECT_MS, polling=POLL_MS
         )
     for page in pages:  # 4 pages x 3 peers: 12 receivers, all decoding
-        page.page.wait_for_function(ALL_PEERS_FLOWING, arg=3, timeout=MEDIA_MS, polling=500)
+        wait_all_peers_flowing(page, 3)
         wait_tiles(page, 4)
     # Tiles carry names: the creator logged in as ada; the others are guests.
     for page in others:
@@ -109,7 +96,7 @@ def test_four_pages_mesh_chat_room_full_and_leaving(open_page: OpenPage, site_ur
     for page in (first, others[1], others[2]):
         wait_tiles(page, 3)
         assert leaver_id not in page.evaluate(TILES)
-        page.page.wait_for_function(ALL_PEERS_FLOWING, arg=2, timeout=MEDIA_MS, polling=500)
+        wait_all_peers_flowing(page, 2)
 
 
 # How many columns the tile grid has with `n` tiles (tiles added the way the page does).

@@ -14,9 +14,9 @@ import socket
 import pytest
 
 from tests.browser import loopback_gate
-from tests.browser.callpage import CONNECT_MS, MEDIA_MS, POLL_MS, UI_MS, CallPage
+from tests.browser.callpage import CONNECT_MS, POLL_MS, UI_MS, CallPage
 from tests.browser.conftest import OpenPage
-from tests.browser.test_conference import ALL_PEERS_FLOWING, TILES, wait_tiles
+from tests.browser.test_conference import TILES, wait_all_peers_flowing, wait_tiles
 from tests.support.process import running_server
 
 pytestmark = pytest.mark.browser
@@ -50,7 +50,7 @@ def open_conference(
     last = open_page(link)
     pages = [first, middle, last]
     for page in pages:
-        page.page.wait_for_function(ALL_PEERS_FLOWING, arg=2, timeout=MEDIA_MS, polling=500)
+        wait_all_peers_flowing(page, 2)
         wait_tiles(page, 3)
     # The room is in every page's address bar at once (history.replaceState).
     room = first.evaluate("window.mesh.room")
@@ -90,7 +90,7 @@ def test_cut_signaling_mid_conference_resumes_and_the_mesh_goes_on(
         wait_js(page, AWAY, "1", UI_MS)
         assert page.evaluate(AWAY_SHOWN, member)
     for page in pages:  # the mesh's media never needed the server
-        page.page.wait_for_function(ALL_PEERS_FLOWING, arg=2, timeout=MEDIA_MS, polling=500)
+        wait_all_peers_flowing(page, 2)
     assert [sorted(page.evaluate(TILES)) for page in pages] == tiles_before
 
     bridge.refusing = False
@@ -103,7 +103,7 @@ def test_cut_signaling_mid_conference_resumes_and_the_mesh_goes_on(
     assert [sorted(page.evaluate(TILES)) for page in pages] == tiles_before
     chat_goes_both_ways(middle, [first, last], "after the cut")
     for page in pages:
-        page.page.wait_for_function(ALL_PEERS_FLOWING, arg=2, timeout=MEDIA_MS, polling=500)
+        wait_all_peers_flowing(page, 2)
 
 
 def test_refresh_mid_conference_comes_back_to_the_same_room(
@@ -128,16 +128,15 @@ def test_refresh_mid_conference_comes_back_to_the_same_room(
     )
     for page in (first, last):
         # The others replace their connection to the reloaded page with a new one
-        # (and count decoded frames afresh: the old connection's do not count).
+        # (whose decoded frames the sampler counts afresh: a new connection, a new serial).
         page.page.wait_for_function(
-            """id => { delete window.__frames;
-                       return window.mesh.peers.get(id).pc !== window.pcToMiddle; }""",
+            "id => window.mesh.peers.get(id).pc !== window.pcToMiddle",
             arg=member,
             timeout=CONNECT_MS,
             polling=POLL_MS,
         )
     for page in pages:
-        page.page.wait_for_function(ALL_PEERS_FLOWING, arg=2, timeout=MEDIA_MS, polling=500)
+        wait_all_peers_flowing(page, 2)
         wait_tiles(page, 3)
     for page in (first, last):
         wait_js(page, AWAY, "0", UI_MS)
@@ -170,7 +169,7 @@ def test_refused_resume_reenters_as_a_new_member(
             new_member = middle.evaluate("window.mesh.id")
             assert new_member != old_member
             for page in pages:
-                page.page.wait_for_function(ALL_PEERS_FLOWING, arg=2, timeout=MEDIA_MS, polling=500)
+                wait_all_peers_flowing(page, 2)
                 wait_tiles(page, 3)
             for page in (first, last):
                 assert new_member in page.evaluate(TILES)

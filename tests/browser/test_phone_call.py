@@ -121,7 +121,7 @@ def test_video_call_shares_a_screen_and_switches_camera(open_phone: OpenPhone) -
     bob.wait_video_flowing()
     alice.page.click("#share-screen")
     wait_shape(bob.call_page, CAMERA)
-    # The other fake camera, mid-call.
+    # Another fake camera (the last: see conftest's CHROMIUM_ARGS), mid-call.
     alice.page.click(".devices summary")
     cameras = alice.evaluate(
         "() => [...document.getElementById('camera-select').options].map((o) => o.value)"

@@ -16,8 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.callpage import CAMERA, MEDIA_MS, POLL_MS, SCREEN, UI_MS, CallPage, wait_shape
+from tests.browser.callpage import (
+    CALL_PC,
+    CAMERA,
+    MEDIA_MS,
+    POLL_MS,
+    SCREEN,
+    UI_MS,
+    CallPage,
+    wait_shape,
+)
 from tests.browser.conftest import OpenPage
+from tests.browser.mediaflow import sample
 from tests.browser.test_room_call import start_call
 
 pytestmark = pytest.mark.browser
@@ -72,15 +82,6 @@ MAKE_CLIP = """async (seconds) => {
     text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(text);
-}"""
-
-# Inbound audio packets on the page's call (the peer's microphone or the clip's sound).
-AUDIO_PACKETS = """async () => {
-  let n = 0;
-  (await window.rtc.pc.getStats()).forEach((r) => {
-    if (r.type === 'inbound-rtp' && r.kind === 'audio') n = Math.max(n, r.packetsReceived || 0);
-  });
-  return n;
 }"""
 
 # Installed before the page's scripts: every CSP violation, kept.
@@ -145,7 +146,7 @@ def test_video_file_plays_and_streams_with_sound_then_camera_returns(
     a, b = call
     clip = tmp_path / "clip.webm"
     clip.write_bytes(base64.b64decode(a.evaluate(MAKE_CLIP, CLIP_SECONDS)))
-    packets_before = b.evaluate(AUDIO_PACKETS)
+    (before,) = sample(b.page, CALL_PC)
 
     a.page.set_input_files("#video-file", str(clip))
     a.page.wait_for_function(  # the source, then the senders' tracks swapped
@@ -161,7 +162,8 @@ def test_video_file_plays_and_streams_with_sound_then_camera_returns(
     assert a.evaluate("!document.getElementById('fileVideo').paused") is True
     wait_shape(b, CLIP)
     b.wait_media_flowing()  # frames decoded from the clip, and audio packets
-    assert b.evaluate(AUDIO_PACKETS) > packets_before
+    (after,) = sample(b.page, CALL_PC)
+    assert after.audio > before.audio
     assert "video" in b.page.inner_text("#peer-sharing")
 
     # At the clip's end the camera and microphone come back by themselves (the page
@@ -184,9 +186,10 @@ def test_camera_switch_mid_call_keeps_frames_flowing(call: tuple[CallPage, CallP
     options = a.evaluate(
         "() => [...document.getElementById('camera-select').options].map((o) => o.value)"
     )
-    assert len(options) == 2, options  # conftest gives Chromium two fake cameras
+    assert len(options) == 3, options  # conftest: three fake cameras, the last sendable
     current = a.evaluate(SENDING)["videoDevice"]
-    other = next(o for o in options if o != current)
+    other = options[-1]
+    assert other != current
     a.page.click(".devices summary")  # the pickers are folded away until asked for
     a.page.select_option("#camera-select", other)
     a.page.wait_for_function(
