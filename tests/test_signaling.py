@@ -314,7 +314,8 @@ async def test_a_sender_over_the_rate_is_throttled_never_dropped(
         with trio.fail_after(10):
             got = [await creator.recv_text(timeout=5) for _ in sent]
         assert got == sent  # all of it, in order, unchanged
-        assert server.state.throttled_seconds > 0.2  # it was slowed, not cut
+        # It was slowed, not cut (by whichever worker holds the sender, with several).
+        assert sum(w.state.throttled_seconds for w in owners.workers_of(server)) > 0.2
         await joiner.send('{"type":"still-open"}')
         assert await creator.recv_text(timeout=5) == '{"type":"still-open"}'
 

@@ -11,6 +11,11 @@ from rtcserver.rooms.registry import Registry
 SIBLINGS: dict[Server, list[Server]] = {}
 
 
+def workers_of(server: Server) -> list[Server]:
+    """Every worker of `server`'s group (`server` alone with one)."""
+    return SIBLINGS.get(server, [server])
+
+
 def owner(server: Server, room: int) -> Server:
     """The worker of `server`'s group that owns `room` (`server` itself with one)."""
     workers = SIBLINGS.get(server, [server])
