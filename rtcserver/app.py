@@ -19,6 +19,7 @@ import trio
 from .actors.keepalive import keepalive
 from .actors.supervisor import Supervisor
 from .connection.frontdoor import adopt_connection, handle_connection, slow_head_sweeper
+from .connection.guests import serve_links
 from .connection.resume import session_sweeper
 from .directory.phone import presence_publisher, ring_timer
 from .processes import WorkerPlace, supervisor_gone, tell_ready
@@ -145,6 +146,7 @@ async def serve(
                         )
 
                 nursery.start_soon(take_handovers)
+                nursery.start_soon(supervisor.permanent, "links", serve_links, state)
             if state.webhooks is not None:
                 nursery.start_soon(supervisor.permanent, "webhooks", state.webhooks.deliver)
             task_status.started(server)

@@ -134,23 +134,6 @@ async def test_names_and_calls_live_on_the_directory_worker(start_server: StartS
         assert await until(callee, "OFFER") == {"type": "OFFER", "sdp": "v=0"}
 
 
-async def test_a_logged_in_client_cannot_enter_another_workers_room(
-    start_server: StartServer,
-) -> None:
-    server = await start_server(workers="2")
-    url = f"ws://127.0.0.1:{server.port}/ws"
-    async with Stack() as stack:
-        named = await login(stack, url, "ann")
-        _, room = await _creator_on(stack, url, 1)
-        await named.send({"type": "ENTERROOM", "value": room})
-        error = await until(named, "ERROR")
-        assert error["code"] == "worker-unsupported", error
-        assert "another worker" in error["message"]
-        # The connection goes on, and so does its name.
-        await named.send({"type": "GETROOM", "value": ""})
-        assert (await until(named, "GETROOM"))["value"] % 2 == 0
-
-
 async def test_a_room_whose_worker_is_gone_is_wrongroom(start_server: StartServer) -> None:
     server = await start_server(workers="2")
     url = f"ws://127.0.0.1:{server.port}/ws"

@@ -26,14 +26,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 .venv/bin/python -m pytest "$@"
 # The protocol, resume, directory and conference suites again, the server run as two
 # workers that share its port (tests/conftest.py: in-process workers, handing sockets
-# over as worker processes do; docs/ARCHITECTURE.md, "Workers"). Left out: the tests
-# of a logged-in connection that enters a room (or logs in inside one) another worker
-# owns, which workers answer with ERROR worker-unsupported for now (the workers issue).
+# over and holding seats for each other as worker processes do; docs/ARCHITECTURE.md,
+# "Workers").
 if [ "$#" -eq 0 ]; then
   RTCSERVER_TEST_WORKERS=2 exec .venv/bin/python -m pytest -p no:randomly \
-    --deselect tests/test_resume.py::test_with_auth_on_resume_stands_for_auth_and_a_refusal_closes \
-    --deselect tests/test_conference.py::test_names_of_logged_in_members_are_in_room_and_peerjoined \
-    --deselect tests/test_conference.py::test_answering_a_call_leaves_the_conference_with_an_id \
     tests/test_signaling.py tests/test_resume.py tests/test_phone.py tests/test_calls.py \
     tests/test_conference.py tests/test_presence.py tests/test_sessions.py \
     tests/test_tutorial_dialect.py tests/test_reload_grace.py

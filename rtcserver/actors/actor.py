@@ -44,6 +44,28 @@ class News(Protocol):
     def take(self) -> list[bytes]: ...
 
 
+class Seat(Protocol):
+    """A seat in a room that another worker process owns, held there for this actor
+    (`connection.seats.RemoteSeat`): the room's messages travel over a local link."""
+
+    @property
+    def room(self) -> int: ...
+
+    @property
+    def peers(self) -> int: ...
+
+    @property
+    def worker(self) -> int: ...
+
+    def forward(self, text: str) -> bool: ...
+
+    def vacate(self) -> None: ...
+
+    def away(self) -> None: ...
+
+    def back(self) -> None: ...
+
+
 def next_actor_id() -> int:
     return next(_ids)
 
@@ -75,6 +97,8 @@ class Actor:
     # Given to another worker process with its socket (connection/handover.py): this
     # process forgets it without a close or a PEERLEFT of its own.
     handed_over: bool = attrs.field(init=False, default=False)
+    # Stays in its room for a client another worker serves (connection/guests.py).
+    guest: bool = attrs.field(init=False, default=False)
     # The directory subscription (directory/presence.py) of a logged-in user: its news is taken
     # when the writer writes, behind the mailbox, so calls never wait behind presence.
     presence: News | None = attrs.field(init=False, default=None)
@@ -84,6 +108,8 @@ class Actor:
     over_soft_since: float | None = attrs.field(init=False, default=None)
     # The client's session (rooms/sessions.py), from the answer to its first message on.
     resumable: Replay | None = attrs.field(init=False, default=None)
+    # Several workers: its room is another worker's, which holds its seat there.
+    seat: Seat | None = attrs.field(init=False, default=None)
 
     def __repr__(self) -> str:
         return f"<Actor {self.id} {self.address}>"

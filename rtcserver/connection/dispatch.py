@@ -21,7 +21,7 @@ from ..security import expiry
 from ..security.auth import Identity
 from ..security.turn import ice_config
 from ..server.state import ServerState
-from . import handover
+from . import handover, seats
 from .record import Session, log_event, reply_error
 from .resume import grant_session, resume, seats_held
 from .terminate import announce_departure
@@ -51,6 +51,9 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         actor.tell(protocol.encode(error.reply))
         return
     owner = handover.owner_of(state, session, message, first)
+    if owner is not None and isinstance(message, protocol.EnterRoom) and seats.wanted(state, actor):
+        _enter_elsewhere(state, session, message, owner, text)
+        return
     if owner is not None:
         why = handover.refusal(state, session, message)
         if why is None:
@@ -72,6 +75,8 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
         if actor.resumable is not None and actor.resumable.asked:
             return  # that SESSION was the answer to the SESSION request
     match message:
+        case protocol.Relay() if actor.seat is not None:
+            seats.forward(state, actor, text)
         case protocol.Relay(type=kind, fields=fields):
             dispatch_relay(state, actor, text, kind, fields)
         case protocol.GetRoom(capacity=asked, roster=roster):
@@ -97,6 +102,8 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
                     state, actor, None, create=True, capacity=capacity, roster=roster
                 )
                 return
+            if actor.seat is not None:
+                actor.seat.vacate()  # GETROOM leaves the room it was in
             _room_created(state, actor, registry.create(actor, capacity), roster)
         case protocol.EnterRoom(room=room, roster=roster):
             if room is not None and not _identity(session).may_enter(room):
@@ -110,6 +117,8 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
                 return
             # A seat whose away member's grace is over frees now, not at the sweep.
             held = None if room is None else seats_held(state, room)
+            if actor.seat is not None:
+                actor.seat.vacate()  # ENTERROOM leaves the room it was in
             _room_entered(state, actor, room, registry.enter(room, actor), roster, held)
         case protocol.GetConfig():
             config = ice_config(state.settings, _turn_user(session), time.time())
@@ -146,6 +155,48 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
             )
 
 
+def _enter_elsewhere(
+    state: ServerState, session: Session, message: protocol.EnterRoom, owner: int, text: str
+) -> None:
+    """A logged-in user enters a room another worker owns: it takes a seat there (its
+    socket stays with its name: connection/seats.py)."""
+    actor = session.actor
+    room = message.room
+    assert room is not None
+    if not _identity(session).may_enter(room):
+        actor.tell(protocol.encode(protocol.WrongRoom(reason=WrongRoomReason.FORBIDDEN)))
+        log_event(actor, "wrongroom", room, reason=WrongRoomReason.FORBIDDEN)
+        return
+    seat = actor.seat
+    if seat is not None and seat.worker == owner:
+        seats.forward(state, actor, text)  # that worker answers, as for any ENTERROOM
+        return
+    seats.take_seat(state, actor, owner, room, text)
+
+
+def dispatch_seated(state: ServerState, actor: Actor, text: str) -> None:
+    """Act on a message of a client whose seat in this worker's room `actor` holds
+    (connection/guests.py): its home sends only ENTERROOM and the room's messages."""
+    registry = state.registry
+    try:
+        message = protocol.decode(text)
+    except protocol.ProtocolError as error:
+        state.counters[f"error:{error.code}"] += 1
+        actor.tell(protocol.encode(error.reply))
+        return
+    match message:
+        case protocol.EnterRoom(room=room, roster=roster):
+            held = None if room is None else seats_held(state, room)
+            _room_entered(state, actor, room, registry.enter(room, actor), roster, held)
+        case (
+            protocol.Relay(type=kind, fields=fields)
+            | protocol.CallControl(type=kind, fields=fields)
+        ):
+            dispatch_relay(state, actor, text, kind, fields)
+        case _:
+            reply_error(state, actor, ErrorCode.WORKER_UNSUPPORTED, "not a message for a room")
+
+
 def _identity(session: Session) -> Identity:
     assert session.identity is not None, "messages are dispatched only after websocket_init"
     return session.identity
@@ -180,7 +231,7 @@ def _room_entered(
     registry = state.registry
     multi = is_multi_party(registry.capacity_of(result.room))
     if multi:
-        joined = protocol.peer_joined_text(registry.member_id(actor), registry.name_of(actor))
+        joined = protocol.peer_joined_text(registry.member_id(actor), registry.display_name(actor))
     else:
         joined = protocol.PEER_JOINED_TEXT
     for member in result.already_there:

@@ -52,6 +52,16 @@ class MovedSession:
 
 
 @attrs.frozen
+class KeptSeat:
+    """The connection's room stays where it is: the worker it leaves keeps a guest in
+    it (connection/guests.py), reached over the link with this key."""
+
+    worker: int
+    key: str
+    room: int
+
+
+@attrs.frozen
 class Handover:
     """What travels with the socket."""
 
@@ -63,6 +73,7 @@ class Handover:
     # The session's replay ring, newest last (as much of it as fits one datagram).
     ring: list[bytes] = attrs.field(factory=list)
     hops: int = 1  # handovers in a row: a RESUME follows its session at most MAX_HOPS
+    seat: KeptSeat | None = None
 
 
 _LENGTH = struct.Struct("!I")
@@ -144,7 +155,8 @@ def refusal(state: ServerState, session: Session, message: protocol.ClientMessag
         return "with TLS in rtcserver, a connection cannot move to another worker process"
     if registry.name_of(actor) is not None:
         return "a logged-in connection cannot enter a room of another worker process"
-    if isinstance(message, protocol.Login) and registry.room_of(actor) is not None:
+    in_room = registry.room_of(actor) is not None
+    if isinstance(message, protocol.Login) and in_room and state.host_guest is None:
         return "LOGIN after entering a room of a worker process other than the directory's"
     return None
 
@@ -182,6 +194,12 @@ async def hand_over(
     except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
         return True  # the client is not reading or gone: the connection ends here
     resumable = state.sessions.of(actor)
+    room = state.registry.room_of(actor)
+    kept = None
+    if room is not None and state.host_guest is not None:  # a LOGIN: it keeps its room
+        kept = KeptSeat(
+            worker=state.workers.index, key=f"{state.workers.index}.{actor.id}", room=room
+        )
     moved = None
     if resumable is not None:
         moved = MovedSession(
@@ -195,6 +213,7 @@ async def hand_over(
         session=moved,
         ring=list(resumable.ring) if resumable is not None else [],
         hops=session.hops + 1,
+        seat=kept,
     )
     assert isinstance(ws.stream, trio.SocketStream)
     try:
@@ -208,6 +227,9 @@ async def hand_over(
     actor.handed_over = True
     if resumable is not None:  # a RESUME of it that comes here goes on to `target`
         state.sessions.moved_to(resumable.id, target)
+    if kept is not None and state.host_guest is not None:
+        actor.guest = True
+        state.host_guest(actor, target, kept.key)
     state.counters["handed-over"] += 1
     log_event(actor, "handed-over", worker=target)
     return True

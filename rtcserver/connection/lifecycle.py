@@ -27,6 +27,7 @@ from ..security.auth import AuthFailed, Identity
 from ..security.ratelimit import TokenBucket
 from ..server.state import ServerState
 from ..wire.engine import Closed, WebSocket
+from . import seats
 from .dispatch import dispatch
 from .handover import Handover, hand_over
 from .record import Session, log_event, refuse, reply_error
@@ -82,7 +83,8 @@ async def run_actor(
         parked_code: CloseCode | None = None
         if actor.handed_over:  # the socket lives on in another worker: no goodbye here
             state.counters["close:handed-over"] += 1
-            websocket_terminate(state, actor)
+            if not actor.guest:  # (a guest stays in its room for it)
+                websocket_terminate(state, actor)
         else:
             cause = actor.close_cause or ("client" if heard else "lost")
             state.counters[f"close:{cause}"] += 1
@@ -187,6 +189,10 @@ def adopted(state: ServerState, session: Session, handed: Handover) -> list[str 
     session.first, session.hops = handed.first, handed.hops
     if session.identity is not None:
         state.expiries.watch(session.actor, session.identity)  # token-expiry hook
+    if handed.seat is not None:
+        seats.adopt_seat(
+            state, session.actor, handed.seat.worker, handed.seat.key, handed.seat.room
+        )
     moved = handed.session
     if moved is not None:
         state.sessions.adopt(

@@ -55,6 +55,8 @@ def park(state: ServerState, actor: Actor, *, closed_by_client: bool = False) ->
     away = protocol.peer_away_text(state.registry.named_id(actor))
     for peer in state.registry.peers_of(actor):
         peer.tell(away)
+    if actor.seat is not None:
+        actor.seat.away()  # its room is another worker's: its peers hear it there
     log_event(actor, "session-away", state.registry.room_of(actor), code=int(code))
     return code
 
@@ -176,13 +178,12 @@ def _adopt(state: ServerState, session: Session, found: Resumable, replay: list[
     found.asked = True  # it resumed: it knows sessions, so a reload parks it too
     found.secret = protocol_secret = new_secret()
     room = state.registry.room_of(old)
+    peers = len(state.registry.peers_of(old))
+    if old.seat is not None:  # its room is another worker's (connection/seats.py)
+        room, peers = old.seat.room, old.seat.peers
+        old.seat.back()
     resumed = protocol.encode(
-        protocol.Resumed(
-            session=found.id,
-            secret=protocol_secret,
-            room=room,
-            peers=len(state.registry.peers_of(old)),
-        )
+        protocol.Resumed(session=found.id, secret=protocol_secret, room=room, peers=peers)
     ).encode()
     batch = [resumed, *replay]
     old.mailbox.put_front(batch, trio.current_time())

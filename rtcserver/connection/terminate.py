@@ -24,6 +24,8 @@ def websocket_terminate(state: ServerState, actor: Actor) -> None:
         state.counters["mailbox-overflow"] += 1
     phone.unsubscribe(state, actor)
     tutorial.closed(state, actor)  # while its name still finds the partner's
+    if actor.seat is not None:
+        actor.seat.vacate()  # its seat in another worker's room goes with it
     departure, name = state.registry.forget(actor)
     announce_departure(actor, departure)
     if name is not None:

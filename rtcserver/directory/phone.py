@@ -199,6 +199,10 @@ def apply(state: PhoneHost, effects: Iterable[calls.Effect]) -> None:
             case calls.CreateRoom(call=call_id, caller=caller, callee=callee):
                 parties = tuple(registry.actor_named(n) for n in (caller, callee))
                 members = tuple(a for a in parties if a is not None)
+                for member in members:
+                    seat = getattr(member, "seat", None)  # (a cluster proxy has none)
+                    if seat is not None:
+                        seat.vacate()  # its room on another worker is left
                 room, departures = registry.create_private(members)
                 for departure in departures:
                     left = protocol.peer_left_text(departure.left_id)

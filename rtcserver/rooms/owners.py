@@ -70,3 +70,7 @@ class Workers:
     def inbox(self, index: int) -> bytes:
         """The abstract Unix socket address where worker `index` takes handovers."""
         return f"\0rtcserver.{self.group}.{index}".encode()
+
+    def link(self, index: int) -> bytes:
+        """The abstract Unix socket address of worker `index`'s links (wire/links.py)."""
+        return f"\0rtcserver.{self.group}.{index}.link".encode()

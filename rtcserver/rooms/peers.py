@@ -30,7 +30,7 @@ def roster_text(registry: Registry[Peer], member: Peer, room: int) -> str:
     own = registry.member_id(member)
     assert own is not None, "told only to a member"
     others = [
-        protocol.Member(id=member_id, name=registry.name_of(other))
+        protocol.Member(id=member_id, name=registry.display_name(other))
         for member_id, other in registry.roster(room)
         if other is not member
     ]

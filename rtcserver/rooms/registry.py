@@ -120,6 +120,7 @@ class Registry(Generic[A]):
         self._from: dict[A, str] = {}
         self._actor_named: dict[str, A] = {}
         self._name_of: dict[A, str] = {}
+        self._label_of: dict[A, str] = {}
         self._name_with_skeleton: dict[str, str] = {}
         # What the admin API reports of a room: when it was made (`clock`, wall time)
         # and the bytes relayed in it (`count_relayed`); they die with the room.
@@ -195,6 +196,18 @@ class Registry(Generic[A]):
 
     def name_of(self, actor: A) -> str | None:
         return self._name_of.get(actor)
+
+    def display_name(self, actor: A) -> str | None:
+        """The name the room shows: its own, or the one it holds on another worker."""
+        return self._name_of.get(actor) or self._label_of.get(actor)
+
+    def label(self, actor: A, name: str | None) -> None:
+        """Show `name` for `actor`, whose name lives elsewhere (the directory worker's
+        registry holds it): rooms show it, but it claims nothing here."""
+        if name is None:
+            self._label_of.pop(actor, None)
+        else:
+            self._label_of[actor] = name
 
     def name_like(self, name: str) -> str | None:
         """The logged-in name that `name` looks like (the same skeleton), if any."""
@@ -299,6 +312,7 @@ class Registry(Generic[A]):
     def forget(self, actor: A) -> tuple[Departure[A] | None, str | None]:
         """Everything `actor` registered dies with it: its room and its name. Idempotent."""
         name = self._name_of.pop(actor, None)
+        self._label_of.pop(actor, None)
         if name is not None:
             del self._actor_named[name]
             del self._name_with_skeleton[skeleton(name)]

@@ -93,7 +93,7 @@ class LocalAdmin:
         if number not in registry.rooms():
             return None
         members = tuple(
-            MemberInfo(member_id, registry.name_of(peer))
+            MemberInfo(member_id, registry.display_name(peer))
             for member_id, peer in registry.roster(number)
         )
         return RoomInfo(

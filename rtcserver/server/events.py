@@ -169,7 +169,7 @@ class Events:
 
     def _name(self, member: Peer) -> str | None:
         online = self._online.get(member)
-        return online[1] if online is not None else self.registry.name_of(member)
+        return online[1] if online is not None else self.registry.display_name(member)
 
     def _reason(self, member: Peer, last_word: bool) -> str:
         """Why `member` left; `last_word`: no event about its leaving follows this one."""

@@ -32,6 +32,7 @@ from ..security.hosts import HostAllowList
 from ..security.limits import AddressCounts, PendingHead, Progress, SlowHeads
 from ..security.refusals import RefusalLog
 from ..settings import Settings
+from ..wire.links import Links
 from .events import Events
 from .metrics import ServerMetrics
 from .siblings import Siblings
@@ -88,6 +89,12 @@ class ServerState:
     # Several workers: how a connection reaches another worker (connection/handover.py).
     inbox: trio.socket.SocketType | None = None
     siblings: Siblings | None = None  # the other workers, asked for /healthz and /metrics
+    # The local links to the other workers (wire/links.py), and the actors of this
+    # worker whose seat is in another's room, by the seat's key (connection/seats.py).
+    links: Links | None = None
+    seated: dict[str, Actor] = attrs.field(factory=dict)
+    # Keeps an actor handed over with its room as a guest there (connection/guests.py).
+    host_guest: Callable[[Actor, int, str], None] | None = None
     # Connections speaking the tutorial dialect (directory/tutorial.py), by actor.
     dialect_sessions: dict[Peer, DialectSession] = attrs.field(factory=dict)
     # With --webhook-url: the events' queues and senders (webhooks.py).
