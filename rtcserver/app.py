@@ -89,6 +89,8 @@ async def serve(
     `workers`: this process is one of several that share the port (processes.py)."""
     limits.quiet_accept_errors()
     settings = limits.fit_file_limit(settings)
+    if workers is not None:
+        settings = workers.share(settings)  # N workers hold what one process would
     state = ServerState.create(settings, workers)
     supervisor = Supervisor()
     if state.workers.several:

@@ -176,7 +176,7 @@ class Settings:
         8, 'the largest capacity a room\'s creator may ask for (GETROOM "capacity")'
     )
     workers: str = _opt(
-        "1",
+        "auto",
         "worker processes that share the port and act as one server (docs/ARCHITECTURE.md, "
         '"Workers"); "auto": one per CPU this process may use',
         metavar="N|auto",

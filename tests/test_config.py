@@ -85,6 +85,8 @@ def test_bad_values_are_refused_with_a_message(argv: list[str]) -> None:
 def test_workers_auto_is_the_cpus_this_process_may_use_and_tls_is_one_process() -> None:
     assert worker_count(load_settings(["--workers", "auto"], {})) == len(os.sched_getaffinity(0))
     assert worker_count(load_settings([], {"RTCSERVER_WORKERS": "3"})) == 3
-    assert worker_count(load_settings([], {})) == 1  # the default: one process, as before
+    # The default: every core (one process on a machine that gives us one CPU).
+    assert worker_count(load_settings([], {})) == len(os.sched_getaffinity(0))
+    assert worker_count(load_settings(["--workers", "1"], {})) == 1  # today's one process
     tls = Settings(workers="4", tls_cert="cert.pem", tls_key="key.pem")
     assert worker_count(tls) == 1  # a TLS stream cannot move between processes

@@ -15,6 +15,7 @@ from trio_websocket import ConnectionClosed
 from tests.support.client import Client, connect
 from tests.support.process import ServerProcess, running_server
 from tests.support.waiting import eventually
+from tests.test_phone import until
 
 Stack = contextlib.AsyncExitStack
 STARTED = re.compile(rb"event=worker-started worker=(\d+) pid=(\d+)")
@@ -138,3 +139,41 @@ async def test_sigterm_drains_every_worker() -> None:
         assert time.monotonic() - started < 3 + 5
         pids = _pids(server)
         await eventually(lambda: not any(_alive(p) for p in pids.values()), 5, "workers gone")
+
+
+async def test_by_default_every_cpu_gets_a_worker_and_seats_cross_processes() -> None:
+    """`python -m rtcserver` with no --workers: one worker per CPU it may use. A
+    logged-in user (its socket on worker 0) takes a seat in worker 1's room over the
+    link between the two processes; killing worker 1 tells it so."""
+    cpus = len(os.sched_getaffinity(0))
+    with running_server("--stun", "", workers=None, startup_timeout=STARTUP) as server:
+        pids = _pids(server)
+        assert len(pids) == (cpus if cpus > 1 else 0)
+        if cpus == 1:
+            return  # one process: nothing crosses (the machine has one CPU for us)
+        async with Stack() as stack:
+            ann = await stack.enter_async_context(connect(server.ws_url))
+            await ann.send({"type": "LOGIN", "name": "ann"})
+            assert (await until(ann, "LOGIN"))["success"] is True
+            creator, _, room = await _pair_on(stack, server.ws_url, 1)
+            await creator.send({"type": "GETROOM", "value": "", "capacity": 3})
+            room = (await creator.expect("GETROOM"))["value"]
+            await creator.expect("ROOM")
+            if room % 2 != 1:  # the creator's worker drew it: 1 unless it moved
+                raise AssertionError(f"room {room} is not worker 1's")
+            await ann.send({"type": "ENTERROOM", "value": room})
+            roster = await until(ann, "ROOM")
+            joined = await creator.expect("PEERJOINED")
+            assert joined == {"type": "PEERJOINED", "id": roster["id"], "name": "ann"}
+            for i in range(20):
+                await ann.send({"type": "OFFER", "i": i})
+                await creator.send({"type": "ANSWER", "i": i})
+            for i in range(20):
+                assert (await creator.recv())["i"] == i
+                assert (await until(ann, "ANSWER"))["i"] == i
+            os.kill(pids[1], signal.SIGKILL)
+            error = await until(ann, "ERROR", timeout=10)
+            assert error["code"] == "worker-unreachable", error
+            # Its name lives on: the directory worker still answers it.
+            await ann.send({"type": "GETROOM", "value": ""})
+            assert (await until(ann, "GETROOM"))["value"] % 2 == 0

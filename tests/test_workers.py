@@ -172,3 +172,18 @@ async def test_healthz_and_metrics_answer_for_every_worker(start_server: StartSe
             assert families, text
             labelled = {s.labels.get("worker") for f in families.values() for s in f.samples}
             assert labelled == {"0", "1"}
+
+
+def test_each_worker_holds_its_share_of_the_servers_limits() -> None:
+    from rtcserver.rooms.owners import Workers
+    from rtcserver.settings import Settings
+
+    settings = Settings(max_connections=1001, max_connections_per_address=3)
+    one = Workers(index=0, count=1)
+    assert one.share(settings) is settings
+    share = Workers(index=1, count=2).share(settings)
+    assert (share.max_connections, share.max_connections_per_address) == (501, 2)
+    assert share.queue_budget == settings.queue_budget // 2
+    # A budget never drops below what one client may hold.
+    tight = Settings(queue_budget=settings.mailbox_hard_limit)
+    assert Workers(index=0, count=4).share(tight).queue_budget == settings.mailbox_hard_limit

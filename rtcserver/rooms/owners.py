@@ -18,6 +18,7 @@ from typing import Final
 import attrs
 
 from ..protocol import MAX_ROOM
+from ..settings import Settings
 from .registry import draw_room_number
 
 # The worker that holds names, the directory and calls by name.
@@ -40,6 +41,25 @@ class Workers:
     @property
     def several(self) -> bool:
         return self.count > 1
+
+    def share(self, settings: Settings) -> Settings:
+        """This worker's part of the limits that hold for the whole server: its front
+        door admits `max_connections / N` (and per address likewise), its queues hold
+        `queue_budget / N`, so N workers together hold what one process would. (A
+        handover does not count against the owner's door: it was admitted once.)"""
+        count = self.count
+        if count == 1:
+            return settings
+
+        def part(total: int) -> int:
+            return max(1, -(-total // count))  # rounded up: a limit of 1 stays 1
+
+        return attrs.evolve(
+            settings,
+            max_connections=part(settings.max_connections),
+            max_connections_per_address=part(settings.max_connections_per_address),
+            queue_budget=max(settings.queue_budget // count, settings.mailbox_hard_limit),
+        )
 
     def owner(self, room: int) -> int:
         """The index of the worker that owns room `room`."""

@@ -298,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             args.pin,
             [
                 *args.server_arg,
-                *(["--workers", args.server_workers] if args.server_workers else []),
+                # One process unless asked: the ratios to Node's one process stay comparable.
+                "--workers",
+                args.server_workers or "1",
             ],
             args.server_dir,
         )
