@@ -74,6 +74,7 @@ class _Outbound:
         self.size = 0
         self.wake = trio.Event()
         self.running = False
+        self.stream: trio.SocketStream | None = None  # once connected
 
 
 class Links:
@@ -126,7 +127,7 @@ class Links:
             log.warning("event=link-failed worker=%d why=%s", target, failure)
             self._lost(target, out)
             return
-        stream = trio.SocketStream(sock)
+        stream = out.stream = trio.SocketStream(sock)
         out.pending.insert(0, encode(HELLO, "", str(self._index).encode()))
         async with stream:
             try:
