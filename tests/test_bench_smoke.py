@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,3 +183,25 @@ def test_fanout_compares_rooms_of_eight_with_rooms_of_two(tmp_path: Path) -> Non
     for figures in results.values():
         assert figures["delivered_per_s"] > 0 and figures["unexpected"] == 0
         assert figures["server_cpu_us_per_delivered"] > 0
+
+
+@pytest.mark.parametrize("placement", ["apart", "seated"])
+def test_placed_members_on_two_workers_relay_everything(tmp_path: Path, placement: str) -> None:
+    """`--workers 2 --placement ...`: the rooms really open with their members placed
+    (a joiner that landed apart, or a logged-in joiner seated in worker 1's room), and
+    every message comes back; the server's CPU is summed over its processes."""
+    document = run_bench(
+        tmp_path,
+        "--baseline",
+        "off",
+        "--scenarios",
+        "pingpong",
+        "--payloads",
+        "200",
+        "--workers",
+        "2",
+        "--placement",
+        placement,
+        timeout=120,
+    )
+    check_pingpong(figures(document, "pingpong-200B", "rtcserver"))

@@ -169,6 +169,15 @@ def parser() -> argparse.ArgumentParser:
         "CPU and memory are summed over its supervisor and workers",
     )
     how.add_argument(
+        "--placement",
+        choices=("kernel", "apart", "seated"),
+        default="kernel",
+        help="with --workers N (N > 1): where each room's two members go. kernel: where "
+        "the kernel puts them (default); apart: the joiner lands on another worker than "
+        "the room's (then handed over); seated: the joiner logs in and the room is another "
+        "worker's, so every relay crosses the local link (the baseline runs as always)",
+    )
+    how.add_argument(
         "--pin",
         action="store_true",
         help="pin the server to core 0 and the load generator to core 1",
@@ -293,6 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         launchers["rtcserver"] = remote_launcher(args.url, args.server_pid)
     elif args.baseline != "only":
+        placement = ""
+        if args.placement != "kernel":
+            count = args.server_workers or "1"
+            count = str(len(os.sched_getaffinity(0))) if count == "auto" else count
+            if int(count) < 2:
+                say("--placement apart or seated needs --workers 2 or more")
+                return 2
+            placement = f"{args.placement}:{count}"
+            if args.placement == "seated":  # no directory pushes to the logged-in joiners
+                args.server_arg = [*args.server_arg, "--directory", "false"]
         launchers["rtcserver"] = rtcserver_launcher(
             log_dir,
             args.pin,
@@ -303,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.server_workers or "1",
             ],
             args.server_dir,
+            placement,
         )
     want_baseline = args.baseline in ("on", "only") or (args.baseline == "auto" and not args.url)
     if want_baseline:

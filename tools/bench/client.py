@@ -32,6 +32,9 @@ class Endpoint:
     path: str
     server_hostname: str | None
     tls: ssl.SSLContext | None
+    # Where the members of a room are put among several workers, from the URL's
+    # fragment (never sent): "apart:N" or "seated:N" (rooms.open_room); "" as it comes.
+    placement: str = ""
 
     @classmethod
     def resolve(cls, url: str, insecure: bool = False) -> Endpoint:
@@ -51,7 +54,7 @@ class Endpoint:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return cls(url, ip, port, parts.netloc, path, host if secure else None, tls)
+        return cls(url, ip, port, parts.netloc, path, host if secure else None, tls, parts.fragment)
 
 
 class Closed(Exception):
@@ -69,6 +72,7 @@ class Connection(asyncio.Protocol):
     def __init__(self, endpoint: Endpoint) -> None:
         self.transport: asyncio.Transport | None = None
         self._endpoint = endpoint
+        self.keep_sessions = False  # rooms._placed reads a session's id: its worker
         self._masker = wire.Masker()
         self._reader = wire.FrameReader()
         self._head = b""
@@ -120,7 +124,7 @@ class Connection(asyncio.Protocol):
             return
         for opcode, payload in frames:
             if opcode == wire.OP_TEXT:
-                if payload.startswith(SESSION_PREFIX):
+                if payload.startswith(SESSION_PREFIX) and not self.keep_sessions:
                     continue  # rtcserver's session, given unasked: the benchmark never resumes
                 handler = self.on_text
                 if handler is not None:

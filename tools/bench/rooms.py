@@ -9,8 +9,11 @@ send its first relay message right after ENTERROOM and waits for the creator to 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .client import Closed, Connection, Endpoint, connect
 from .client import close_all as close_many
@@ -52,10 +55,13 @@ async def open_room(endpoint: Endpoint, timeout: float, first: bytes | None = No
     joiner: Connection | None = None
     try:
         async with asyncio.timeout(timeout):
-            creator = await connect(endpoint)
-            creator.send_json({"type": "GETROOM", "value": ""})
-            reply = await creator.receive_type("GETROOM")
-            joiner = await connect(endpoint)
+            if endpoint.placement:
+                creator, joiner, reply = await _placed(endpoint)
+            else:
+                creator = await connect(endpoint)
+                creator.send_json({"type": "GETROOM", "value": ""})
+                reply = await creator.receive_type("GETROOM")
+                joiner = await connect(endpoint)
             # On success the joiner hears nothing, so any message to it means failure,
             # and it must wake the creator's wait rather than leave it to the deadline.
             waiting = creator
@@ -73,6 +79,46 @@ async def open_room(endpoint: Endpoint, timeout: float, first: bytes | None = No
                 conn.abort()
         raise
     return creator, joiner
+
+
+_names = itertools.count(1)
+
+
+async def _placed(endpoint: Endpoint) -> tuple[Connection, Connection, dict[str, Any]]:
+    """A creator and a joiner placed on purpose among `N` workers (rtcserver only):
+    "apart": the joiner's socket landed on another worker than the room's (it is then
+    handed over: relays stay in one process); "seated": the joiner logs in (its socket
+    goes to worker 0 with its name) and the room is another worker's, so every relay
+    crosses the link between them (connection/seats.py). The kernel places sockets:
+    connections are made until one lands where it must, from what the server says (a
+    room's number, a session's id)."""
+    mode, _, count_text = endpoint.placement.partition(":")
+    count = int(count_text)
+    for _ in range(64):
+        creator = await connect(endpoint)
+        creator.send_json({"type": "GETROOM", "value": ""})
+        reply = await creator.receive_type("GETROOM")
+        owner = int(reply["value"]) % count
+        if mode == "seated" and owner == 0:
+            creator.abort()
+            continue
+        break
+    else:
+        raise Closed("no room of a worker other than the directory's")
+    for _ in range(64):
+        joiner = await connect(endpoint)
+        if mode == "seated":
+            joiner.send_json({"type": "LOGIN", "name": f"bench{os.getpid()}x{next(_names)}"})
+            await joiner.receive_type("LOGIN")
+            return creator, joiner, reply
+        joiner.keep_sessions = True
+        joiner.send_json({"type": "SESSION"})
+        session = await joiner.receive_type("SESSION")
+        joiner.keep_sessions = False
+        if int(str(session["session"]).split(".")[0]) != owner:
+            return creator, joiner, reply
+        joiner.abort()
+    raise Closed("no joiner landed on another worker")
 
 
 class SetupTally:

@@ -123,7 +123,11 @@ def _launch(
 
 
 def rtcserver_launcher(
-    log_dir: Path, pin: bool, extra_args: list[str], source: Path | None = None
+    log_dir: Path,
+    pin: bool,
+    extra_args: list[str],
+    source: Path | None = None,
+    placement: str = "",
 ) -> Launcher:
     """`python -m rtcserver` from `source` (a checkout; default: the one we are in).
 
@@ -148,7 +152,10 @@ def rtcserver_launcher(
 
     def launch() -> Target:
         log_path = log_dir / f"rtcserver-{next(counter)}.log"
-        return _launch("rtcserver", cmd, source or ROOT, log_path, pin)
+        target = _launch("rtcserver", cmd, source or ROOT, log_path, pin)
+        if placement:  # a fragment: read by the load generator, never sent
+            target.ws_url += f"#{placement}"
+        return target
 
     return launch
 
