@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             placement = f"{args.placement}:{count}"
             if args.placement == "seated":  # no directory pushes to the logged-in joiners
-                args.server_arg = [*args.server_arg, "--directory", "false"]
+                args.server_arg = [*args.server_arg, "--no-directory"]
         launchers["rtcserver"] = rtcserver_launcher(
             log_dir,
             args.pin,

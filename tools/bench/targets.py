@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import procstat
 from .progress import say
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +113,7 @@ def _launch(
             ws = "wss" if scheme == "https" else "ws"
             target.ws_url = f"{ws}://{host}:{port}/ws"
             target.http_url = f"{scheme}://{host}:{port}"
+            _settle(proc.pid)
             return target
         if proc.poll() is not None or time.monotonic() > deadline:
             target.stop()
@@ -120,6 +122,24 @@ def _launch(
                 + log_path.read_text(errors="replace")[-3000:]
             )
         time.sleep(0.02)
+
+
+# A server that says "listening" may still be starting: with --workers its supervisor
+# starts a spare worker ahead (a Python's imports: a second of CPU). Measuring begins
+# once its processes are quiet, so no start-up cost lands in a measuring window.
+SETTLE_CPU = 0.05  # cores
+SETTLE_TIMEOUT = 10.0
+
+
+def _settle(pid: int) -> None:
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    before = procstat.cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = procstat.cpu_seconds(pid)
+        if now - before < SETTLE_CPU * 0.2:
+            return
+        before = now
 
 
 def rtcserver_launcher(
