@@ -117,6 +117,14 @@ async def test_login_inside_another_workers_room_keeps_the_room(
         assert await creator.expect("CANDIDATE") == {"type": "CANDIDATE", "n": 3}
         assert _group(server)[0].state.registry.actor_named("bea") is not None
         assert _guests(server) == 1
+        # The room shows its name now, as on one worker: a newcomer's roster has it.
+        room_worker = owners.registry(server, room)
+        names = [room_worker.display_name(m) for m in room_worker.members(room)]
+        await eventually(
+            lambda: "bea" in [room_worker.display_name(m) for m in room_worker.members(room)],
+            5,
+            f"bea's name shown in the room (was {names})",
+        )
         await joiner.ws.aclose()
         await creator.expect("PEERLEFT")
     await _quiet(server)

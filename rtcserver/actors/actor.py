@@ -65,6 +65,8 @@ class Seat(Protocol):
 
     def back(self) -> None: ...
 
+    def named(self, name: str) -> None: ...
+
 
 def next_actor_id() -> int:
     return next(_ids)

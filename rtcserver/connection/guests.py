@@ -21,7 +21,7 @@ from ..server.state import ServerState
 from ..wire import links
 from . import seats
 from .dispatch import dispatch_seated
-from .seats import AWAY, BACK, COUNT, END, GONE, LEAVE, MAIL, OPEN, READY, TEXT, TO_HOME
+from .seats import AWAY, BACK, COUNT, END, GONE, LEAVE, MAIL, NAMED, OPEN, READY, TEXT, TO_HOME
 from .terminate import websocket_terminate
 
 
@@ -87,6 +87,8 @@ class Guests:
             self._end(guest)
         elif kind == READY:
             guest.ready.set()
+        elif kind == NAMED:
+            registry.label(actor, payload.decode())
 
     def host(self, actor: Actor, home: int, key: str) -> None:
         """Keep `actor`, whose socket went to worker `home` (for its LOGIN), in its

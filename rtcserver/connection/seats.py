@@ -15,6 +15,7 @@ holds a *guest* actor in the room for it, and the two talk over the local link
       no longer in a room  ◀──G──  a refused ENTERROOM leaves it in none
       the room's size  ◀──C──  when the home parks, for its RESUMED
       seat adopted (after a LOGIN moved the socket) ──R──▶  the guest's mail may flow
+      logged in while seated            ──N──▶  the room shows the name
 
 Records of one seat go over one link each way, so both directions keep their order.
 A broken link ends the seats on it: the guests depart, and each home client is told
@@ -37,7 +38,7 @@ from .terminate import announce_departure
 log = logging.getLogger("rtcserver")
 
 # Home to guest.
-OPEN, TEXT, AWAY, BACK, LEAVE, READY = 1, 2, 3, 4, 5, 10
+OPEN, TEXT, AWAY, BACK, LEAVE, READY, NAMED = 1, 2, 3, 4, 5, 10, 11
 # Guest to home.
 MAIL, END, GONE, COUNT = 6, 7, 8, 9
 TO_HOME = frozenset({MAIL, END, GONE, COUNT})
@@ -67,6 +68,10 @@ class RemoteSeat:
 
     def back(self) -> None:
         self._send(BACK, b"")
+
+    def named(self, name: str) -> None:
+        """It logged in: the room shows its name from now on, as on one worker."""
+        self._send(NAMED, name.encode())
 
     def drop(self) -> None:
         """Forget the seat here only (its guest is gone already)."""

@@ -93,6 +93,8 @@ def login(
         "conn=%d addr=%s event=login user=%s", actor.id, actor.address, logsafe.clean(requested)
     )
     actor.tell(protocol.encode(protocol.LoginOk(name=requested)))
+    if actor.seat is not None:
+        actor.seat.named(requested)  # its room is another worker's: it shows the name
     subscribe(state, actor)
     apply(state, state.switchboard.online(requested))  # the directory: a join
     return None

@@ -101,10 +101,10 @@ def running_server(
     workers: str | None = os.environ.get("RTCSERVER_TEST_WORKERS", "1"),
 ) -> Iterator[ServerProcess]:
     """Start `python -m rtcserver --host 127.0.0.1 --port 0 ARGS` (or another `program`,
-    such as an installed `rtcserver` script), yield it, stop it. `wrapper` runs it under
-    another command (`prlimit --nofile=...`, say). `workers`: its `--workers`, one
-    process unless a test says otherwise or `RTCSERVER_TEST_WORKERS` asks for more (the
-two-worker pass of tools/test.sh); None: the server's own default, `auto`."""
+        such as an installed `rtcserver` script), yield it, stop it. `wrapper` runs it under
+        another command (`prlimit --nofile=...`, say). `workers`: its `--workers`, one
+        process unless a test says otherwise or `RTCSERVER_TEST_WORKERS` asks for more (the
+    two-worker pass of tools/test.sh); None: the server's own default, `auto`."""
     chosen = () if workers is None or "--workers" in args else ("--workers", workers)
     cmd = [*wrapper, *program, "--host", "127.0.0.1", "--port", "0", *chosen, *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
