@@ -199,7 +199,7 @@ class Registry(Generic[A]):
 
     def display_name(self, actor: A) -> str | None:
         """The name the room shows: its own, or the one it holds on another worker."""
-        return self._name_of.get(actor) or self._label_of.get(actor)
+        return self.name_of(actor) or self._label_of.get(actor)  # (a mirror knows more)
 
     def label(self, actor: A, name: str | None) -> None:
         """Show `name` for `actor`, whose name lives elsewhere (the directory worker's
