@@ -36,5 +36,5 @@ if [ "$#" -eq 0 ]; then
     --deselect tests/test_conference.py::test_answering_a_call_leaves_the_conference_with_an_id \
     tests/test_signaling.py tests/test_resume.py tests/test_phone.py tests/test_calls.py \
     tests/test_conference.py tests/test_presence.py tests/test_sessions.py \
-    tests/test_tutorial_dialect.py tests/test_reload_grace.py
+    tests/test_tutorial_dialect.py tests/test_reload_grace.py tests/test_admin.py tests/test_admincli.py
 fi
