@@ -6,6 +6,8 @@ with rooms on both workers, any one of them crosses to the other worker."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from typing import Any
 
 import trio
@@ -15,9 +17,11 @@ from rtcserver.server.workeradmin import merge
 from tests.conftest import StartServer
 from tests.support import owners
 from tests.support.client import Client, connect
+from tests.support.process import running_server
 from tests.support.waiting import eventually
 from tests.test_admin import TOKEN, api, api_post
 from tests.test_phone import login
+from tests.test_worker_processes import STARTUP, _pids
 
 Stack = contextlib.AsyncExitStack
 TRIES = 8  # requests per check: each lands on either worker
@@ -179,3 +183,40 @@ def test_a_merged_page_stops_before_what_a_worker_with_more_did_not_send() -> No
     assert (page.items, page.more) == ((1, 2, 5), True)
     page = merge({0: Listing((1,), False), 1: Listing((), False)}, 3, 2, lambda n: n)
     assert (page.items, page.more, page.answered) == ((1,), False, (0, 1))
+
+
+async def test_worker_processes_answer_for_each_other_and_name_a_stopped_one() -> None:
+    args = ("--stun", "", "--workers", "2", "--admin-token", TOKEN)
+    with running_server(*args, startup_timeout=STARTUP) as server:
+        pids = _pids(server)
+        assert set(pids) == {0, 1}
+        async with Stack() as stack:
+            on_0 = await _pair_on(stack, server.ws_url, 0)
+            on_1 = await _pair_on(stack, server.ws_url, 1)
+            rooms = sorted([on_0[2], on_1[2]])
+            for _ in range(TRIES):
+                status, body = await _json(server.port, "/api/v1/rooms")
+                assert status == 200 and [r["number"] for r in body["rooms"]] == rooms
+                assert body["workers"] == {"count": 2, "answered": 2, "missing": []}
+            status, told = await api_post(
+                server.port, f"/api/v1/rooms/{on_1[2]}/messages", {"data": {"hi": 1}}
+            )
+            assert (status, told) == (200, {"room": on_1[2], "delivered": 2})
+            assert (await on_1[1].expect("ADMIN"))["data"] == {"hi": 1}
+            # Worker 1 stopped (alive, silent): worker 0 names it. A request the kernel
+            # gives worker 1 waits, so each is bounded and tried again.
+            os.kill(pids[1], signal.SIGSTOP)
+            try:
+                answers: list[tuple[int, dict[str, Any]]] = []
+                with trio.fail_after(30):
+                    while len(answers) < 2:
+                        with trio.move_on_after(3):
+                            answers.append(await _json(server.port, f"/api/v1/rooms/{on_1[2]}"))
+                for status, body in answers:
+                    assert status == 503 and body["unavailable"] == "worker 1"
+                    assert body["error"] == "worker 1 did not answer within 1 s"
+            finally:
+                os.kill(pids[1], signal.SIGCONT)
+            status, _ = await _json(server.port, f"/api/v1/rooms/{on_1[2]}", "DELETE")
+            assert status == 200
+            assert (await on_1[0].expect_close()).code == 4003
