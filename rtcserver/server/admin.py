@@ -35,6 +35,7 @@ from .adminview import (
     Unavailable,
     UserInfo,
 )
+from .clusteradmin import ClusterAdmin, ClusterPart
 from .siblings import Siblings
 from .workeradmin import WorkersAdmin
 
@@ -82,9 +83,15 @@ class Served(LocalState, Protocol):
     @property
     def siblings(self) -> Siblings | None: ...
 
+    @property
+    def cluster(self) -> ClusterPart | None: ...
+
 
 def view_for(state: Served) -> AdminView:
-    """The view a request sees: the whole server's, whichever worker took it."""
+    """The view a request sees: the whole cluster's (any node, any of its workers), or
+    the whole server's, whichever worker took it."""
+    if state.cluster is not None:
+        return ClusterAdmin(state, state.cluster)
     local = LocalAdmin(state)
     if state.siblings is not None:
         return WorkersAdmin(local, state.workers, state.siblings)
