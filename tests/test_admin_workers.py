@@ -18,9 +18,11 @@ from tests.conftest import StartServer
 from tests.support import owners
 from tests.support.client import Client, connect
 from tests.support.process import running_server
+from tests.support.receiver import running_receiver
 from tests.support.waiting import eventually
 from tests.test_admin import TOKEN, api, api_post
 from tests.test_phone import login
+from tests.test_webhooks import SECRET, kinds, verified
 from tests.test_worker_processes import STARTUP, _pids
 
 Stack = contextlib.AsyncExitStack
@@ -220,3 +222,34 @@ async def test_worker_processes_answer_for_each_other_and_name_a_stopped_one() -
             status, _ = await _json(server.port, f"/api/v1/rooms/{on_1[2]}", "DELETE")
             assert status == 200
             assert (await on_1[0].expect_close()).code == 4003
+
+
+async def test_every_worker_sends_the_events_of_its_rooms(start_server: StartServer) -> None:
+    async with running_receiver() as receiver:
+        server = await start_server(
+            workers="2", admin_token=TOKEN, webhook_url=(receiver.url,), webhook_secret=SECRET
+        )
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        async with Stack() as stack:
+            rooms = [(await _pair_on(stack, url, worker))[2] for worker in (0, 1)]
+            for room in rooms:  # closed through whichever worker takes the request
+                assert (await _json(server.port, f"/api/v1/rooms/{room}", "DELETE"))[0] == 200
+
+            def of(room: int) -> list[tuple[str, str | None]]:
+                return kinds(
+                    [e for e in verified(receiver.deliveries) if e["data"]["room"] == room]
+                )
+
+            every = [
+                ("room.created", None),
+                ("member.joined", None),
+                ("member.joined", None),
+                ("member.left", "room-closed"),
+                ("member.left", "room-closed"),
+                ("room.ended", None),
+            ]
+            await eventually(lambda: all(len(of(r)) >= len(every) for r in rooms), 10, "events")
+            # Each room's events in order, from its own worker's queue (worker 1's room
+            # is known to worker 1 alone).
+            for room in rooms:
+                assert of(room) == every
