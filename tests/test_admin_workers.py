@@ -8,10 +8,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import trio
 
+from rtcserver.directory.calls import Switchboard
+from rtcserver.rooms.registry import Registry
+from rtcserver.server import workeradmin
 from rtcserver.server.adminview import Listing
 from rtcserver.server.workeradmin import merge
 from tests.conftest import StartServer
@@ -253,3 +258,21 @@ async def test_every_worker_sends_the_events_of_its_rooms(start_server: StartSer
             # is known to worker 1 alone).
             for room in rooms:
                 assert of(room) == every
+
+
+async def test_a_list_too_big_for_one_datagram_is_cut_short_saying_it_has_more() -> None:
+    registry: Registry[Any] = Registry(clock=lambda: 0.0)
+    rooms = sorted(registry.create(f"actor-{i}").room for i in range(40))
+    state = SimpleNamespace(
+        registry=registry, switchboard=Switchboard(ring_timeout=30.0, new_id=str)
+    )
+    question = {"op": "admin?", "call": "rooms", "args": [None, 100]}
+    whole = await workeradmin.serve(state, question, size=1_000_000)
+    assert [r["number"] for r in whole["result"]["items"]] == rooms
+    assert whole["result"]["more"] is False
+    cut = await workeradmin.serve(state, question, size=2_000)
+    assert len(orjson.dumps(cut)) <= 2_100
+    numbers = [r["number"] for r in cut["result"]["items"]]
+    assert cut["result"]["more"] is True and numbers == rooms[: len(numbers)] and numbers
+    bad = await workeradmin.serve(state, {"op": "admin?", "call": "rooms", "args": ["x"]}, 999)
+    assert "bad admin question" in bad["error"]
