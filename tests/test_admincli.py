@@ -51,11 +51,12 @@ async def test_rooms_room_say_kick_and_close(start_server: StartServer) -> None:
         creator_id, joiner_id = (m["id"] for m in only["members"])
         assert lines[2].split()[0] == creator_id and lines[3].split()[0] == joiner_id
 
-        said = await admin(port, "say", str(room), '{"text": "hello"}', "--to", joiner_id)
-        assert said.stdout.decode().strip() == f"told 1 member(s) of room {room}"
+        # An id may begin with "-" (base64url): `--to=ID`, and `--` before positionals.
+        said = await admin(port, "say", str(room), '{"text": "hello"}', f"--to={joiner_id}")
+        assert said.stdout.decode().strip() == f"told 1 member(s) of room {room}", said.stderr
         assert (await joiner.expect("ADMIN"))["data"] == {"text": "hello"}
 
-        kicked = await admin(port, "kick", str(room), joiner_id)
+        kicked = await admin(port, "kick", "--", str(room), joiner_id)
         assert kicked.returncode == 0, kicked.stderr
         assert (await joiner.expect_close()).code == 4004
         await creator.expect("PEERLEFT")

@@ -32,5 +32,5 @@ if [ "$#" -eq 0 ]; then
   RTCSERVER_TEST_WORKERS=2 exec .venv/bin/python -m pytest -p no:randomly \
     tests/test_signaling.py tests/test_resume.py tests/test_phone.py tests/test_calls.py \
     tests/test_conference.py tests/test_presence.py tests/test_sessions.py \
-    tests/test_tutorial_dialect.py tests/test_reload_grace.py
+    tests/test_tutorial_dialect.py tests/test_reload_grace.py tests/test_admin.py tests/test_admincli.py
 fi

@@ -16,6 +16,7 @@ mirror, nodeview, bus, leader, names, node.
              services (lease, subscriber, publisher, janitor, departures) that run
              as permanent supervisor children.
 
-Only `errors` is imported by the layers above; the rest loads (with coredis) when a Redis
+Only `errors`, `scripts` and `mirror` (none needs coredis) are imported by the layers above
+(the admin API, `server/clusteradmin.py`); the rest loads (with coredis) when a Redis
 URL is configured. docs/CLUSTER.md describes the design and its failure behaviour.
 """

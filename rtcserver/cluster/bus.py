@@ -7,10 +7,16 @@ a header line of `|`-separated fields, then (for M and E) the body, unchanged.
     J|room|member|actor,actor,...                                 member joined room
     L|room|member|actor,actor,...                                 member left room
     E|to-actor|code\\n<message>                                    ERROR for a sender
+    K|room|close-code|actor,actor,... or @name\\n<reason>           the admin API: close
+                                                                   them (room 0: any room)
+
+The admin API (`server/clusteradmin.py`) also sends M frames with no sender (`-`): an
+ADMIN message for a member on this node.
 
 and, for names and calls (`names.py`, `leader.py`): P (a request for the leader), A (its
 answer to a LOGIN), T (a message for a named user), D and S (directory news), R and X
-(a call's private room was made, closed), Y (resync your names).
+(a call's private room was made, closed), Y (resync your names), U (the directory, for
+the admin API: `U|req\\n[[name, status, call], ...]`).
 
 Order: one publisher task per node sends everything in the order it was queued, over
 one connection, so frames from one sender (and membership news before the relays
@@ -97,6 +103,17 @@ class Bus:
             self._outbox.send_nowait((self.channel(node), payload, None, -1.0))
         except trio.WouldBlock:
             self.cluster.lose_lease("the bus queue overflowed with membership news")
+
+    def admin(self, node: str, payload: str) -> bool:
+        """Queue the admin API's frame (M without a sender, or K) for `node`; False if
+        the queue is full or Redis is down (the API then answers 503)."""
+        if not self.cluster.available:
+            return False
+        try:
+            self._outbox.send_nowait((self.channel(node), payload, None, -1.0))
+        except trio.WouldBlock:
+            return False
+        return True
 
     def request(self, node: str, request: dict[str, object], sender: Actor | None) -> None:
         """Queue a request for the leader on `node` (names.py). If it cannot be sent,

@@ -80,6 +80,10 @@ class Leader:
         """One request from a node (`names.py` sends them). Synchronous: the requests
         of the whole cluster form one sequence, as on one node."""
         op, node, actor = request["op"], str(request["node"]), int(request["actor"])
+        if op == "directory":  # the admin API's GET /api/v1/users, from any node
+            users = orjson.dumps(self.directory()).decode()
+            self.cluster.bus.control(node, f"U|{int(request['req'])}\n{users}")
+            return
         if op == "resync":  # all of the node's names: what it does not list is gone
             listed = {(str(name), int(actor_id)) for name, actor_id in request["names"]}
             for name, holder in list(self.names.items()):
@@ -133,6 +137,16 @@ class Leader:
         effects = self.board.online(name)
         self.broadcast(protocol.UserJoined(name=name, status="available"), exclude=name)
         self.apply([e for e in effects if not _presence_of(e, name)])
+
+    def directory(self) -> list[list[Any]]:
+        """Every name, its status and its call (`[id, state, other party, room]` or
+        None), in name order: what the admin API lists."""
+        board = self.board
+        call_of: dict[str, list[Any]] = {}
+        for call in board.calls():
+            for party in (call.caller, call.callee):
+                call_of[party] = [call.id, call.state.name.lower(), call.other(party), call.room]
+        return [[n, board.status(n).value, call_of.get(n)] for n in sorted(self.names)]
 
     def expire(self) -> None:
         self.apply(self.board.expire(trio.current_time()))

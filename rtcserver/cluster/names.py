@@ -9,6 +9,8 @@ node does:
   registered in this node's mirror, so it dies with its actor (`Registry.forget` →
   `phone.logout` → a logout request).
 - CALL, ACCEPT, REJECT, CANCEL, HANGUP: forwarded to the leader as requests.
+- The admin API's `directory` question (P), answered by the leader with `U` (every name,
+  its status and call).
 - What the leader sends back: `A` (an answer to a LOGIN), `T` (a message for one of
   our users), `D` (a directory change) and `S` (the whole directory, after a takeover),
   both into this node's `state.presence`, which coalesces them per local subscriber;
@@ -73,6 +75,8 @@ class Names:
         # when the leader changes, since the new leader never knew them.
         self.calls: dict[int, tuple[str, str, int]] = {}
         self._waiting: dict[int, _Waiter] = {}
+        # The admin API's directory questions to the leader: req -> (answered, answer).
+        self._directories: dict[int, tuple[trio.Event, list[Any]]] = {}
         self._requests = itertools.count(1)
         self._synced_token: str | None = None
         self.known = trio.Event()  # set once a leader is known (the node is ready)
@@ -122,6 +126,27 @@ class Names:
             state.presence.replace({str(n): str(s) for n, s in reply["users"]})
             state.presence_changed()
         phone.subscribe(state, actor)
+
+    async def directory(self, timeout: float) -> list[list[Any]] | None:
+        """The cluster's directory as the leader knows it (`Leader.directory`), for the
+        admin API; None if the leader does not answer within `timeout` (or none is known).
+        This node's own `presence` is not enough: a node none of whose users is listed
+        stops hearing the directory's changes."""
+        if self.leader is not None:
+            return self.leader.directory()
+        if self.leader_node is None:
+            return None
+        req = next(self._requests)
+        answered: tuple[trio.Event, list[Any]] = (trio.Event(), [])
+        self._directories[req] = answered
+        try:
+            request = {"op": "directory", "node": self.node, "actor": 0, "req": req}
+            self.cluster.bus.request(self.leader_node, request, None)
+            with trio.move_on_after(timeout):
+                await answered[0].wait()
+            return answered[1] if answered[0].is_set() else None
+        finally:
+            del self._directories[req]
 
     def logout(self, name: str) -> None:
         """The connection holding `name` ended (its registrations are already gone)."""
@@ -204,7 +229,7 @@ class Names:
             if request["op"] == "login":
                 answer = orjson.dumps({"ok": False, "unavailable": why}).decode()
                 self.cluster.bus.control(node, f"A|{actor}|{request['req']}\n{answer}")
-            elif request["op"] not in ("logout", "resync"):
+            elif request["op"] not in ("logout", "resync", "directory"):
                 self.cluster.bus.control(node, f"T|{actor}|{request['name']}\n{_error_text(why)}")
         elif kind == "A":
             waiter = self._waiting.get(int(fields[1]))
@@ -219,6 +244,11 @@ class Names:
             self._directory_change(fields[1], body)
         elif kind == "S":
             self._directory_snapshot(dict(orjson.loads(body)))
+        elif kind == "U":
+            asked = self._directories.get(int(fields[1]))
+            if asked is not None and not asked[0].is_set():
+                asked[1].extend(orjson.loads(body))
+                asked[0].set()
         elif kind == "R":
             self._room_made(int(fields[1]), fields[2].split(","))
         elif kind == "Y":

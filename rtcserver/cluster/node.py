@@ -43,6 +43,7 @@ from coredis.retry import NoRetryPolicy
 from .. import protocol
 from ..actors.actor import Actor
 from ..protocol import ErrorCode, WrongRoomReason
+from ..protocol.codes import CloseCode
 from ..rooms.peers import Peer, roster_text
 from ..rooms.registry import Created, Departure, Entered, Refused, draw_room_number, is_multi_party
 from . import scripts
@@ -60,7 +61,7 @@ log = logging.getLogger("rtcserver.cluster")
 PREFIX = "rtc:"
 CREATE_ATTEMPTS = 8  # room numbers drawn before giving up (a clash is ~2^-53)
 DEFERRED_LIMIT = 1024  # frames held for one actor while its join is in flight
-_NAME_FRAMES = frozenset("PATDSRXY")  # names and calls: names.py
+_NAME_FRAMES = frozenset("PATDSRXYU")  # names and calls: names.py
 
 
 def new_node_id() -> str:
@@ -224,6 +225,11 @@ class Cluster:
         else:
             assert isinstance(member, Actor)
             who = member_id(self.node, member.id)
+        return self.public_id(room, who)
+
+    def public_id(self, room: int, who: str) -> str:
+        """The id of member `who` (`<node>/<actor>`, as in Redis) in `room`."""
+        assert self.id_key is not None, "nobody joins before the lease (and the key) is taken"
         digest = hmac.new(self.id_key, f"{room}|{who}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:9]).decode()
 
@@ -447,12 +453,27 @@ class Cluster:
                         _tell_left(departure)
         elif kind in _NAME_FRAMES:
             self.names.on_frame(kind, fields, body)
+        elif kind == "K":
+            self._admin_close(int(fields[1]), CloseCode(int(fields[2])), fields[3], body)
         elif kind == "E":
             actor = mirror.local.get(int(fields[1])) or self._any_local(int(fields[1]))
             if actor is not None:
                 code = ErrorCode(fields[2])
                 self.state.counters[f"error:{code}"] += 1
                 actor.tell(protocol.encode(protocol.Error(code=code, message=body)))
+
+    def _admin_close(self, room: int, code: CloseCode, targets: str, reason: str) -> None:
+        """K: the admin API closes these actors of this node (by id, or `@name`), if they
+        are still in `room` (0: wherever they are)."""
+        mirror = self.mirror
+        if targets.startswith("@"):
+            named = mirror.actor_named(targets[1:])
+            found = [named] if isinstance(named, Actor) else []
+        else:
+            found = [a for a in (mirror.local.get(int(t)) for t in targets.split(",") if t) if a]
+        for actor in found:
+            if room == 0 or mirror.room_of(actor) == room:
+                actor.kick(code, reason, cause="admin")
 
     def _any_local(self, actor_id: int) -> Actor | None:
         for actor in self.state.actors:

@@ -260,3 +260,17 @@ for i = 2, #ARGV do
 end
 return out
 """
+
+# The admin API's look at one room. ARGV: prefix, room.
+# Reply: {} if there is no such room, else {capacity, then member, name ('' for none)...}.
+ROOM_INFO: Final = """
+local p, room = ARGV[1], ARGV[2]
+local members = redis.call('SMEMBERS', p .. 'room:' .. room)
+if #members == 0 then return {} end
+local reply = {redis.call('GET', p .. 'cap:' .. room) or ''}
+for _, m in ipairs(members) do
+  reply[#reply + 1] = m
+  reply[#reply + 1] = redis.call('HGET', p .. 'label:' .. room, m) or ''
+end
+return reply
+"""

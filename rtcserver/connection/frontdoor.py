@@ -305,7 +305,7 @@ async def plain_http(
     tls = state.settings.tls
     if path.startswith("/api/"):  # the admin REST API (server/admin.py) answers it all
         return await admin.answer(
-            admin.LocalAdmin(state),
+            admin.view_for(state),
             state.settings.admin_token,
             state.counters,
             method.decode("latin-1"),

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hmac
 import importlib.resources
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import unquote
 
 import orjson
 
+from ..rooms.owners import Workers
 from ..wire import logsafe
 from ..wire.body import BodyRefused
 from ..wire.http import response
@@ -27,12 +28,25 @@ from .adminview import (
     ROOM_CLOSED_REASON,
     SIGNED_OUT_REASON,
     AdminView,
+    Listing,
     LocalAdmin,
+    LocalState,
     RoomInfo,
+    Unavailable,
     UserInfo,
 )
+from .clusteradmin import ClusterAdmin, ClusterPart
+from .siblings import Siblings
+from .workeradmin import WorkersAdmin
 
-__all__ = ["REMOVED_REASON", "ROOM_CLOSED_REASON", "SIGNED_OUT_REASON", "LocalAdmin", "answer"]
+__all__ = [
+    "REMOVED_REASON",
+    "ROOM_CLOSED_REASON",
+    "SIGNED_OUT_REASON",
+    "LocalAdmin",
+    "answer",
+    "view_for",
+]
 
 log = logging.getLogger("rtcserver.admin")
 
@@ -58,6 +72,30 @@ class Body(Protocol):
     """The request's body, read only when a route needs it (`wire.body.BodyReader`)."""
 
     async def read(self, limit: int) -> bytes: ...
+
+
+class Served(LocalState, Protocol):
+    """What `view_for` needs to know of the server (`ServerState` gives it)."""
+
+    @property
+    def workers(self) -> Workers: ...
+
+    @property
+    def siblings(self) -> Siblings | None: ...
+
+    @property
+    def cluster(self) -> ClusterPart | None: ...
+
+
+def view_for(state: Served) -> AdminView:
+    """The view a request sees: the whole cluster's (any node, any of its workers), or
+    the whole server's, whichever worker took it."""
+    if state.cluster is not None:
+        return ClusterAdmin(state, state.cluster)
+    local = LocalAdmin(state)
+    if state.siblings is not None:
+        return WorkersAdmin(local, state.workers, state.siblings)
+    return local
 
 
 class Answer(Exception):
@@ -120,13 +158,8 @@ def _user_json(info: UserInfo) -> dict[str, object]:
     }
 
 
-def _page(
-    items: Sequence[Item],
-    query: dict[str, str],
-    key: Callable[[Item], Any],
-    parse_cursor: Callable[[str], Any],
-) -> tuple[Sequence[Item], Any]:
-    """`limit` items after `cursor` (the previous page's last key); and the next cursor."""
+def _paging(query: dict[str, str], parse_cursor: Callable[[str], Any]) -> tuple[Any, int]:
+    """The `cursor` (the previous page's last key, or None) and `limit` of a list request."""
     try:
         limit = int(query.get("limit", DEFAULT_LIMIT))
         cursor = parse_cursor(query["cursor"]) if "cursor" in query else None
@@ -134,11 +167,25 @@ def _page(
         raise Answer(400, "limit must be an integer, and cursor a previous next_cursor") from None
     if not 1 <= limit <= MAX_LIMIT:
         raise Answer(400, f"limit must be in 1..{MAX_LIMIT}")
-    if cursor is not None:
-        items = [item for item in items if key(item) > cursor]
-    page = items[:limit]
-    more = len(items) > limit
-    return page, (key(page[-1]) if more and page else None)
+    return cursor, limit
+
+
+def _list(
+    field: str, listing: Listing[Item], show: Callable[[Item], object], key: Callable[[Item], Any]
+) -> dict[str, object]:
+    items = listing.items
+    shown: dict[str, object] = {
+        field: [show(item) for item in items],
+        "next_cursor": key(items[-1]) if listing.more and items else None,
+    }
+    if listing.answered is not None:  # several workers: say who answered
+        missing = sorted(set(range(listing.of)) - set(listing.answered))
+        shown["workers"] = {
+            "count": listing.of,
+            "answered": len(listing.answered),
+            "missing": missing,
+        }
+    return shown
 
 
 def _room_number(text: str) -> int:
@@ -185,34 +232,36 @@ async def _route(
         raise Answer(405, f"{route}: {methods} only", (("Allow", methods),))
     match route, method, values:
         case "/api/v1/rooms", _, []:
-            rooms, cursor = _page(view.rooms(), query, lambda r: r.number, int)
-            return 200, {"rooms": [_room_json(r) for r in rooms], "next_cursor": cursor}
+            after, limit = _paging(query, int)
+            rooms = await view.rooms(after, limit)
+            return 200, _list("rooms", rooms, _room_json, lambda r: r.number)
         case "/api/v1/rooms/{number}", "GET", [number]:
-            info = view.room(_room_number(number))
+            info = await view.room(_room_number(number))
             if info is None:
                 raise Answer(404, f"no room {number}")
             return 200, _room_json(info)
         case "/api/v1/rooms/{number}", "DELETE", [number]:
-            if not view.close_room(_room_number(number)):
+            if not await view.close_room(_room_number(number)):
                 raise Answer(404, f"no room {number}")
             return 200, {"closed": int(number)}
         case "/api/v1/rooms/{number}/members/{id}", _, [number, member]:
-            if not view.remove_member(_room_number(number), member):
+            if not await view.remove_member(_room_number(number), member):
                 raise Answer(404, f"no member {member[:40]} in room {number}")
             return 200, {"removed": member, "room": int(number)}
         case "/api/v1/rooms/{number}/messages", _, [number]:
             room = _room_number(number)
             data, to = await _message(body, limit)
-            told = view.post(room, data, to)
+            told = await view.post(room, data, to)
             if told is None:
                 who = f"no member {to[:40]} in room {room}" if to is not None else f"no room {room}"
                 raise Answer(404, who)
             return 200, {"room": room, "delivered": told}
         case "/api/v1/users", _, []:
-            users, cursor = _page(view.users(), query, lambda u: u.name, str)
-            return 200, {"users": [_user_json(u) for u in users], "next_cursor": cursor}
+            after, limit = _paging(query, str)
+            users = await view.users(after, limit)
+            return 200, _list("users", users, _user_json, lambda u: u.name)
         case "/api/v1/users/{name}", _, [name]:
-            if not view.sign_out(name):
+            if not await view.sign_out(name):
                 raise Answer(404, f"no user {logsafe.clean(name[:60])} online")
             return 200, {"signed_out": name}
     raise AssertionError(f"route {route} {method} has no handler")
@@ -253,6 +302,9 @@ async def answer(
         status, value = await _route(view, method, path, query, body, body_limit)
     except Answer as refused:
         return _json(refused.status, {"error": refused.message}, tls, refused.extra)
+    except Unavailable as unavailable:
+        log.warning("event=admin-unavailable %s", unavailable)
+        return _json(503, {"error": str(unavailable), "unavailable": unavailable.where}, tls)
     if method != "GET":
         log.info(
             "event=admin method=%s path=%s status=%d", method, logsafe.clean(path[:100]), status

@@ -1,13 +1,14 @@
 """What the admin API reads and acts on: `AdminView`, and `LocalAdmin` for this process.
 
-The routes (`admin.py`) see only `AdminView`, so a cluster or cross-worker view can
-stand in for `LocalAdmin`, which reads this process's registry and switchboard and
-acts on its actors.
+The routes (`admin.py`) see only `AdminView`, so a cross-worker view (`workeradmin.py`)
+or a cluster view can stand in for `LocalAdmin`, which reads this process's registry
+and switchboard and acts on its actors. The view is asynchronous because those others
+ask someone else; `LocalAdmin` never awaits.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -52,20 +53,44 @@ class UserInfo:
     call: CallInfo | None
 
 
-class AdminView(Protocol):
-    """What the API needs of the server: rooms and users to read and end, messages to post."""
+Item = TypeVar("Item")
 
-    def rooms(self) -> list[RoomInfo]: ...
-    def room(self, number: int) -> RoomInfo | None: ...
-    def close_room(self, number: int) -> bool: ...
-    def remove_member(self, number: int, member_id: str) -> bool: ...
-    def post(self, number: int, data: dict[str, Any], to: str | None) -> int | None:
+
+@attrs.frozen
+class Listing(Generic[Item]):
+    """One page of a list, in key order: the items after the cursor, whether there are
+    more, and (with several workers) which workers answered."""
+
+    items: tuple[Item, ...]
+    more: bool
+    answered: tuple[int, ...] | None = None  # None: one process answers for itself
+    of: int = 1
+
+
+class Unavailable(Exception):
+    """The worker (or node) that holds what a request names did not answer in time:
+    the API answers 503 naming it, never with a guess."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"{where} {why}")
+        self.where = where
+
+
+class AdminView(Protocol):
+    """What the API needs of the server: rooms and users to read and end, messages to post.
+    A view that must ask another process raises `Unavailable` when it gets no answer."""
+
+    async def rooms(self, after: int | None, limit: int) -> Listing[RoomInfo]: ...
+    async def room(self, number: int) -> RoomInfo | None: ...
+    async def close_room(self, number: int) -> bool: ...
+    async def remove_member(self, number: int, member_id: str) -> bool: ...
+    async def post(self, number: int, data: dict[str, Any], to: str | None) -> int | None:
         """Tell the room's members (or the one with id `to`) ADMIN `data`: how many were
         told, or None if there is no such room or member."""
         ...
 
-    def users(self) -> list[UserInfo]: ...
-    def sign_out(self, name: str) -> bool: ...
+    async def users(self, after: str | None, limit: int) -> Listing[UserInfo]: ...
+    async def sign_out(self, name: str) -> bool: ...
 
 
 class LocalState(Protocol):
@@ -84,11 +109,18 @@ class LocalAdmin:
 
     state: LocalState
 
-    def rooms(self) -> list[RoomInfo]:
-        found = (self.room(number) for number in sorted(self.state.registry.rooms()))
-        return [info for info in found if info is not None]
+    async def rooms(self, after: int | None, limit: int) -> Listing[RoomInfo]:
+        return self.room_listing(after, limit)
 
-    def room(self, number: int) -> RoomInfo | None:
+    def room_listing(self, after: int | None, limit: int) -> Listing[RoomInfo]:
+        numbers = sorted(n for n in self.state.registry.rooms() if after is None or n > after)
+        found = (self.room_info(number) for number in numbers[:limit])
+        return Listing(tuple(info for info in found if info is not None), len(numbers) > limit)
+
+    async def room(self, number: int) -> RoomInfo | None:
+        return self.room_info(number)
+
+    def room_info(self, number: int) -> RoomInfo | None:
         registry = self.state.registry
         if number not in registry.rooms():
             return None
@@ -104,7 +136,7 @@ class LocalAdmin:
             registry.relayed_bytes(number),
         )
 
-    def close_room(self, number: int) -> bool:
+    async def close_room(self, number: int) -> bool:
         members = self.state.registry.rooms().get(number)
         if members is None:
             return False
@@ -112,14 +144,14 @@ class LocalAdmin:
             _kick(peer, CloseCode.ROOM_CLOSED, ROOM_CLOSED_REASON)
         return True
 
-    def remove_member(self, number: int, member_id: str) -> bool:
+    async def remove_member(self, number: int, member_id: str) -> bool:
         peer = self._member(number, member_id)
         if peer is None:
             return False
         _kick(peer, CloseCode.REMOVED, REMOVED_REASON)
         return True
 
-    def post(self, number: int, data: dict[str, Any], to: str | None) -> int | None:
+    async def post(self, number: int, data: dict[str, Any], to: str | None) -> int | None:
         registry = self.state.registry
         if number not in registry.rooms():
             return None
@@ -135,7 +167,11 @@ class LocalAdmin:
             peer.tell(text)
         return len(receivers)
 
-    def users(self) -> list[UserInfo]:
+    async def users(self, after: str | None, limit: int) -> Listing[UserInfo]:
+        return self.user_listing(after, limit)
+
+    def user_listing(self, after: str | None, limit: int) -> Listing[UserInfo]:
+        names = sorted(n for n in self.state.registry.names() if after is None or n > after)
         board = self.state.switchboard
         call_of = {}
         for call in board.calls():
@@ -143,12 +179,10 @@ class LocalAdmin:
                 call_of[party] = CallInfo(
                     call.id, call.state.name.lower(), call.other(party), call.room
                 )
-        return [
-            UserInfo(name, board.status(name).value, call_of.get(name))
-            for name in sorted(self.state.registry.names())
-        ]
+        users = (UserInfo(name, board.status(name).value, call_of.get(name)) for name in names)
+        return Listing(tuple(users)[:limit], len(names) > limit)
 
-    def sign_out(self, name: str) -> bool:
+    async def sign_out(self, name: str) -> bool:
         peer = self.state.registry.actor_named(name)
         if peer is None:
             return False
