@@ -11,7 +11,9 @@ worker's address refuses at once (ConnectionRefusedError, FileNotFoundError).
 from __future__ import annotations
 
 import array
+import os
 import socket
+import struct
 from typing import Final
 
 import trio
@@ -19,7 +21,12 @@ import trio
 # A header carries the messages read together with the one that caused the handover
 # (at most one read: 64 KiB) and a few fields; datagrams this large fit the defaults.
 MAX_DATAGRAM: Final = 192 * 1024
-_FD_SPACE: Final = socket.CMSG_SPACE(array.array("i", [0]).itemsize)
+_FD_SPACE: Final = socket.CMSG_SPACE(4 * array.array("i", [0]).itemsize)
+# The sender's credentials, which the kernel attaches to every datagram (SO_PASSCRED):
+# pid, uid, gid. An abstract address has no file permissions, so anyone on the machine
+# may send to it: only datagrams from this server's own user are taken.
+_CREDENTIALS: Final = struct.Struct("iII")
+_CRED_SPACE: Final = socket.CMSG_SPACE(_CREDENTIALS.size)
 
 
 class Unreachable(Exception):
@@ -32,6 +39,7 @@ async def open_inbox(address: bytes) -> trio.socket.SocketType:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MAX_DATAGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * MAX_DATAGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         await sock.bind(address)
     except OSError:
         sock.close()
@@ -58,12 +66,23 @@ async def send(address: bytes, header: bytes, fd: int | None = None) -> None:
 
 
 async def receive(sock: trio.socket.SocketType) -> tuple[bytes, list[int]]:
-    """The next datagram: its header and the descriptors that came with it (now ours)."""
-    data, ancillary, _flags, _address = await sock.recvmsg(MAX_DATAGRAM, _FD_SPACE)
-    fds: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            received = array.array("i")
-            received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
-            fds.extend(received)
-    return data, fds
+    """The next datagram from a process of this user: its header and the descriptors
+    that came with it (now ours). Datagrams of other users are dropped (and the
+    descriptors they carried closed) unread."""
+    while True:
+        data, ancillary, _flags, _address = await sock.recvmsg(
+            MAX_DATAGRAM, _FD_SPACE + _CRED_SPACE
+        )
+        fds: list[int] = []
+        uid: int | None = None
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                received = array.array("i")
+                received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
+                fds.extend(received)
+            elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                _pid, uid, _gid = _CREDENTIALS.unpack_from(payload)
+        if uid == os.getuid():
+            return data, fds
+        for fd in fds:
+            os.close(fd)

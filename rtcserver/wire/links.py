@@ -15,6 +15,7 @@ is), the payload. The parser is pure (`RecordParser`); `Links` is the I/O.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import struct
 from collections.abc import Callable
@@ -39,6 +40,16 @@ HELLO: Final = 0
 def encode(kind: int, key: str, payload: bytes) -> bytes:
     raw_key = key.encode()
     return _HEADER.pack(len(payload), kind, len(raw_key)) + raw_key + payload
+
+
+_PEER_CREDENTIALS: Final = struct.Struct("iII")  # pid, uid, gid
+
+
+def _same_user(sock: trio.socket.SocketType) -> bool:
+    """Whether the connecting process runs as this server's user (SO_PEERCRED)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEER_CREDENTIALS.size)
+    _pid, uid, _gid = _PEER_CREDENTIALS.unpack(raw)
+    return bool(uid == os.getuid())
 
 
 class RecordParser:
@@ -160,6 +171,9 @@ class Links:
                 try:
                     while True:
                         sock, _ = await listener.accept()
+                        if not _same_user(sock):  # an abstract address: anyone may connect
+                            sock.close()
+                            continue
                         nursery.start_soon(self._read, trio.SocketStream(sock))
                 finally:
                     self._nursery = None
