@@ -17,7 +17,7 @@ from rtcserver.protocol import CloseCode
 from tests.conftest import StartServer
 from tests.faults.wsclient import WsClient
 from tests.support import owners
-from tests.support.client import DIRECTORY_TYPES, connect
+from tests.support.client import DIRECTORY_TYPES, Client, connect
 from tests.support.waiting import eventually
 from tests.test_phone import login, until
 from tests.test_resume import Party
@@ -45,6 +45,16 @@ async def _quiet(server: Server) -> None:
         )
 
     await eventually(clean, 5, "every seat and guest gone")
+
+
+async def seated(stack: Stack, url: str, name: str = "ann") -> tuple[Client, Client, int]:
+    """A logged-in client (its socket on worker 0) seated in a room of worker 1, and
+    that room's creator, who has heard it join."""
+    ann = await login(stack, url, name)
+    creator, room = await _creator_on(stack, url, 1)
+    await ann.send({"type": "ENTERROOM", "value": room})
+    await creator.expect("PEERJOINED")
+    return ann, creator, room
 
 
 async def party_until(party: Party, kind: str) -> dict[str, Any]:
@@ -165,10 +175,7 @@ async def test_a_seat_closed_on_its_worker_closes_the_client_with_the_code(
     server = await start_server(workers="2")
     url = f"ws://127.0.0.1:{server.port}/ws"
     async with Stack() as stack:
-        ann = await login(stack, url, "ann")
-        creator, room = await _creator_on(stack, url, 1)
-        await ann.send({"type": "ENTERROOM", "value": room})
-        await creator.expect("PEERJOINED")
+        ann, creator, room = await seated(stack, url)
         registry = owners.registry(server, room)
         guest = next(m for m in registry.members(room) if registry.display_name(m) == "ann")
         guest.kick(CloseCode.ROOM_CLOSED, "The room was closed", cause="admin")  # type: ignore[attr-defined]

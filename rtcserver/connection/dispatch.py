@@ -44,11 +44,8 @@ def dispatch(state: ServerState, session: Session, text: str) -> None:
     first, session.first = session.first, False
     if session.identity is None and not first:
         return  # a RESUME stood for AUTH and was refused: the connection is closing
-    try:
-        message = protocol.decode(text)
-    except protocol.ProtocolError as error:
-        state.counters[f"error:{error.code}"] += 1
-        actor.tell(protocol.encode(error.reply))
+    message = _decoded(state, actor, text)
+    if message is None:
         return
     owner = handover.owner_of(state, session, message, first)
     if owner is not None and isinstance(message, protocol.EnterRoom) and seats.wanted(state, actor):
@@ -178,13 +175,10 @@ def dispatch_seated(state: ServerState, actor: Actor, text: str) -> None:
     """Act on a message of a client whose seat in this worker's room `actor` holds
     (connection/guests.py): its home sends only ENTERROOM and the room's messages."""
     registry = state.registry
-    try:
-        message = protocol.decode(text)
-    except protocol.ProtocolError as error:
-        state.counters[f"error:{error.code}"] += 1
-        actor.tell(protocol.encode(error.reply))
-        return
+    message = _decoded(state, actor, text)
     match message:
+        case None:
+            return
         case protocol.EnterRoom(room=room, roster=roster):
             held = None if room is None else seats_held(state, room)
             _room_entered(state, actor, room, registry.enter(room, actor), roster, held)
@@ -195,6 +189,16 @@ def dispatch_seated(state: ServerState, actor: Actor, text: str) -> None:
             dispatch_relay(state, actor, text, kind, fields)
         case _:
             reply_error(state, actor, ErrorCode.WORKER_UNSUPPORTED, "not a message for a room")
+
+
+def _decoded(state: ServerState, actor: Actor, text: str) -> protocol.ClientMessage | None:
+    """The message `text` is, or None when it is none (the client got the ERROR)."""
+    try:
+        return protocol.decode(text)
+    except protocol.ProtocolError as error:
+        state.counters[f"error:{error.code}"] += 1
+        actor.tell(protocol.encode(error.reply))
+        return None
 
 
 def _identity(session: Session) -> Identity:

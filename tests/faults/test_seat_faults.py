@@ -17,6 +17,7 @@ from tests.support import owners
 from tests.support.client import Client, connect
 from tests.support.waiting import eventually
 from tests.test_phone import login, until
+from tests.test_worker_seats import seated
 from tests.test_workers import _creator_on
 
 Stack = contextlib.AsyncExitStack
@@ -88,10 +89,7 @@ async def test_a_link_broken_mid_traffic_ends_the_seat_on_both_sides(
     server = await start_server(workers="2", rate_limit=0)
     url = f"ws://127.0.0.1:{server.port}/ws"
     async with Stack() as stack:
-        ann = await login(stack, url, "ann")
-        creator, room = await _creator_on(stack, url, 1)
-        await ann.send({"type": "ENTERROOM", "value": room})
-        await creator.expect("PEERJOINED")
+        ann, creator, room = await seated(stack, url)
         received: list[int] = []
 
         async def count_relays() -> None:
