@@ -9,7 +9,9 @@ runs. Printed: RSS before, peak growth, growth / budget, closes by cause, and wh
 fresh pair still relays afterwards.
 
     .venv/bin/python tools/measure_flood.py                 # 40 pairs, 480 MB, defaults
-    .venv/bin/python tools/measure_flood.py --server-arg=--queue-budget=8388608 --offered-mb 32
+    .venv/bin/python tools/measure_flood.py --size 200 --offered-mb 160 \
+        --server-arg=--queue-budget=67108864                # 200 B messages, 64 MiB
+    .venv/bin/python tools/measure_flood.py --server-dir /tmp/old   # an exported commit
     .venv/bin/python tools/measure_flood.py --tracemalloc   # where the memory lives
 
 With --tracemalloc the server runs inside this process instead (the clients' memory is
