@@ -19,7 +19,7 @@ import trio
 
 from ..protocol import CloseCode
 from .backlog import Budget, Limits
-from .mailbox import Mailbox
+from .mailbox import Mailbox, cost
 
 _ids: Final = itertools.count(1)
 # Seconds a frame already being written may take to finish once the actor is kicked.
@@ -127,7 +127,7 @@ class Actor:
     def tell(self, text: str) -> bool:
         """Queue `text` for this actor's client. Never blocks. False if not queued."""
         data = text.encode()
-        size = len(data)
+        size = cost(data)  # the payload and its object's memory, as the mailbox counts it
         mailbox = self.mailbox
         queued = mailbox.queued_bytes + self.writing + size
         limits = self.limits
@@ -165,9 +165,8 @@ class Actor:
     def drop_mail(self) -> list[bytes]:
         """Take what is queued out of the books without writing it (the caller may
         still send it, as on a clean close); everything the actor held is released."""
-        batch = self.mailbox.take_all()
-        self.budget.release(sum(map(len, batch)))
-        return batch
+        self.budget.release(self.mailbox.queued_bytes)
+        return self.mailbox.take_all()
 
     def evict(self, reason: str) -> None:
         """The server is over its queue budget and this actor holds the most."""

@@ -2,7 +2,8 @@
 
 Many producers put (synchronously, never blocking: Erlang's `Pid ! Msg`), one
 consumer takes *everything* queued at once, so a burst costs the writer one wake-up
-and one `send_all`. It counts what it holds in messages and bytes, and remembers
+and one `send_all`. It counts what it holds in messages and bytes (each message's
+payload plus the memory its object costs, `cost`), and remembers
 since when something has been waiting, so the owner can apply its limits; it
 enforces none itself.
 
@@ -13,9 +14,23 @@ empty deque, which matters because most connections are idle.
 
 from __future__ import annotations
 
-from typing import final
+from typing import Final, final
 
 import trio
+
+# What one queued message costs beyond its payload, counted with it (docs/PROTOCOL.md,
+# "Limits"): the bytes object's header (sys.getsizeof(b"") = 33 on 64-bit CPython), the
+# queue's pointer to it (8) and the allocator's rounding (pymalloc's 16-byte size
+# classes; glibc's 8-byte chunk header, 16-byte aligned), rounded up. tracemalloc
+# (tools/measure_flood.py) shows 2,081 bytes per queued 2,048-byte message, which glibc
+# keeps in a 2,096-byte chunk; a 200-byte one is a 240-byte pymalloc block. Uncounted,
+# a flood of 200-byte messages cost 1.3x the budget in RSS.
+MESSAGE_OVERHEAD: Final = 64
+
+
+def cost(data: bytes) -> int:
+    """What `data` counts for while it waits: its length plus `MESSAGE_OVERHEAD`."""
+    return len(data) + MESSAGE_OVERHEAD
 
 
 class MailboxClosed(Exception):
@@ -45,20 +60,23 @@ class Mailbox:
         if not self._queue:
             self.waiting_since = now
         self._queue.append(data)
-        self.queued_bytes += len(data)
+        self.queued_bytes += len(data) + MESSAGE_OVERHEAD
         self._wake()
         return True
 
-    def put_front(self, batch: list[bytes], now: float) -> None:
+    def put_front(self, batch: list[bytes], now: float) -> int:
         """Queue `batch` ahead of everything waiting (a resumed session's replay, which
-        must reach the client before the mail that came while it was away)."""
+        must reach the client before the mail that came while it was away). Returns
+        the bytes it counts for (`cost`)."""
         if not batch:
-            return
+            return 0
         if not self._queue:
             self.waiting_since = now
         self._queue[:0] = batch
-        self.queued_bytes += sum(map(len, batch))
+        size = sum(map(cost, batch))
+        self.queued_bytes += size
         self._wake()
+        return size
 
     def nudge(self) -> None:
         """Wake the consumer with nothing new queued (it has other work: a ping, a pong)."""

@@ -186,8 +186,7 @@ def _adopt(state: ServerState, session: Session, found: Resumable, replay: list[
         protocol.Resumed(session=found.id, secret=protocol_secret, room=room, peers=peers)
     ).encode()
     batch = [resumed, *replay]
-    old.mailbox.put_front(batch, trio.current_time())
-    old.budget.add(sum(map(len, batch)))
+    old.budget.add(old.mailbox.put_front(batch, trio.current_time()))
     back = protocol.peer_back_text(state.registry.named_id(old))
     for peer in state.registry.peers_of(old):
         peer.tell(back)

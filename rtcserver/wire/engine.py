@@ -252,6 +252,10 @@ class WebSocket:
             return
         eof = chunks[-1] == b""
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        # The frames are all in `data` now: let them go before a write that may take
+        # long (a client that does not read), or their bytes would be held twice while
+        # the queue budget counts them once (docs/PROTOCOL.md, "Limits").
+        del chunks
         if len(data) <= WRITE_SLICE or progress is None:
             if data:
                 await self.stream.send_all(data)
