@@ -1,0 +1,439 @@
+"""Direct node-to-node links: how the bus's frames reach another node.
+
+Every node listens on a TCP port (`--cluster-link-host/--cluster-link-port`) and
+announces it with its lease in Redis (`rtc:addr:<node>`). A node that has frames for
+another opens a link to it lazily: it looks the address up, connects, and both prove the
+cluster's link key (`linkwire`). Links go one way: frames from the sender, and from the
+receiver only acknowledgements; two nodes that talk both ways hold two links.
+
+Sending, per destination node, one `PeerLink` and its task (a child of the node's
+nursery, so none outlives shutdown):
+- `offer` appends to the link's queue, synchronously, in the order frames are queued;
+  the queue is bounded in bytes and in frames (queued plus sent but not yet
+  acknowledged); a frame that does not fit is refused at once (the bus tells its sender).
+- one writer takes everything queued and writes it with one `send_all`: a batch per
+  wake-up, however many frames it holds.
+- the receiver acknowledges what it has handed on (a count, at most every `ACK_DELAY`);
+  acknowledged frames are forgotten. When the link breaks (a write fails, the other end
+  closes, or acknowledgements stop for `redis_timeout` while frames wait for them), the
+  frames not acknowledged and those queued behind them are handed to `on_lost` (the bus
+  answers each one's sender): never dropped without a word. Because one link carries
+  everything for a node, in one order, and nothing else does, frames from this node to
+  that one arrive in the order they were queued.
+- a link that could not be opened is retried with backoff; frames offered meanwhile
+  are refused at once rather than held.
+
+Receiving: `serve` accepts links, checks the handshake (a wrong key is answered `N|...`
+and closed, and counted), then parses every frame of each read and hands each to
+`on_frame` (the node's dispatcher, which only puts into actors' bounded mailboxes).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import urllib.parse
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol
+
+import attrs
+import trio
+
+from ..actors.actor import Actor
+from . import linkwire
+from .linkwire import FrameReader, LinkProtocolError
+
+log = logging.getLogger("rtcserver.cluster")
+
+ACK_DELAY: Final = 0.005  # seconds a receiver gathers frames before acknowledging them
+READ_SIZE: Final = 256 * 1024
+# One frame on its way: (the encoded frame, its kind: the first letter, the sender to
+# tell if it is lost, time queued or -1 for anything but a relay).
+Item = tuple[bytes, str, Actor | None, float]
+
+
+class LinkHost(Protocol):
+    """What links need of their node (`node.Cluster`)."""
+
+    node: str
+    timeout: float
+    min_backoff: float
+    max_backoff: float
+
+    @property
+    def link_key(self) -> bytes | None: ...
+
+    async def link_address(self, node: str) -> str | None: ...
+
+
+@attrs.frozen
+class Refusal:
+    """Why a frame was not queued: `full` (too much waits already for that node) or not
+    (the link is down, backing off)."""
+
+    full: bool
+    why: str
+
+
+class LinkDown(Exception):
+    """A link could not be opened, or broke; the message says why."""
+
+
+class RegistryDown(LinkDown):
+    """A link could not be opened because Redis (where addresses are) did not answer."""
+
+
+def announced_host(bind_host: str, redis_url: str) -> str:
+    """The address other nodes should dial: the bind address, or for a wildcard the
+    address this machine uses towards Redis (where the other nodes are, too)."""
+    if bind_host not in ("", "0.0.0.0", "::"):
+        return bind_host
+    target = urllib.parse.urlsplit(redis_url).hostname
+    if not target:  # a unix:// Redis: every node is on this machine
+        return "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((target, 9))  # UDP: picks a route, sends nothing
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class PeerLink:
+    """Frames for one other node: the queue, what is sent but not acknowledged, and the
+    task that connects and writes."""
+
+    def __init__(self, links: Links, node: str) -> None:
+        self.links = links
+        self.node = node
+        self.queue: deque[Item] = deque()
+        self.unacked: deque[Item] = deque()
+        self.held = 0  # bytes queued + unacknowledged
+        self.acked = 0  # frames acknowledged on the current connection
+        self.down_until = float("-inf")  # refuse at once until then (backoff)
+        self.why_down = ""
+        self._wake = trio.Event()
+        self.stream: trio.SocketStream | None = None
+
+    def offer(self, item: Item) -> Refusal | None:
+        """Queue a frame; None, or why it was refused."""
+        if self.down_until > trio.current_time():
+            return Refusal(full=False, why=self.why_down)
+        links = self.links
+        size = len(item[0])
+        if (
+            self.held + size > links.max_bytes
+            or len(self.queue) + len(self.unacked) >= links.max_frames
+        ):
+            why = f"{self.held} bytes already wait for node {self.node}"
+            return Refusal(full=True, why=why)
+        self.queue.append(item)
+        self.held += size
+        self._wake.set()
+        return None
+
+    async def run(self) -> None:
+        """Connect when there is something to send; write batches; on a break hand back
+        what may be lost, back off, and end once there is nothing left to send."""
+        links = self.links
+        host = links.host
+        backoff = host.min_backoff
+        try:
+            while self.queue:
+                try:
+                    stream = await self._open()
+                except (OSError, LinkDown, LinkProtocolError, trio.TooSlowError) as failure:
+                    why = f"no link to node {self.node}: {_describe(failure)}"
+                    await self._fail(why, redis_down=isinstance(failure, RegistryDown))
+                    self.why_down = why
+                    self.down_until = trio.current_time() + backoff
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, host.max_backoff)
+                    continue
+                backoff = host.min_backoff
+                why = await self._carry(stream)
+                links.counters["cluster:link-broken"] += 1
+                log.warning("node=%s event=link-broken to=%s why=%r", host.node, self.node, why)
+                await self._fail(f"the link to node {self.node} broke ({why})")
+        finally:
+            if links.peers.get(self.node) is self:
+                del links.peers[self.node]
+            if self.queue or self.unacked:  # cancelled (shutdown): say so all the same
+                items = [*self.unacked, *self.queue]
+                self.unacked.clear()
+                self.queue.clear()
+                links.on_lost_now(self.node, items, "this node is shutting down", False)
+
+    async def _open(self) -> trio.SocketStream:
+        host = self.links.host
+        with trio.fail_after(host.timeout):
+            address = await host.link_address(self.node)
+            if address is None:
+                raise LinkDown("it announces no address (its lease is gone)")
+            key = host.link_key
+            if key is None:
+                raise LinkDown("this node has not read the cluster's key yet")
+            stream = await trio.open_tcp_stream(*split_address(address))
+            try:  # trio's streams are TCP_NODELAY already: a batch leaves at once
+                reader = FrameReader(linkwire.HANDSHAKE_MAX)
+                receiver, r_nonce = linkwire.parse_hello(await _read_one(stream, reader))
+                if receiver != self.node:
+                    raise LinkDown(f"{address} is node {receiver} now")
+                claim = linkwire.claim(key, receiver, r_nonce, host.node)
+                await stream.send_all(linkwire.encode(claim))
+                linkwire.check_accept(
+                    key, receiver, r_nonce, claim, await _read_one(stream, reader)
+                )
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+        self.acked = 0
+        return stream
+
+    async def _carry(self, stream: trio.SocketStream) -> str:
+        """Write and read acknowledgements until the link breaks; say why it did."""
+        broken: list[str] = []
+        self.stream = stream
+        async with stream, trio.open_nursery() as nursery:
+
+            async def guarded(job: Callable[[trio.SocketStream], Awaitable[None]]) -> None:
+                try:
+                    await job(stream)
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as failure:
+                    broken.append(_describe(failure))
+                except (LinkDown, LinkProtocolError, ValueError) as failure:
+                    broken.append(str(failure))
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(guarded, self._write)
+            nursery.start_soon(guarded, self._read_acks)
+        self.stream = None
+        return broken[0] if broken else "closed"
+
+    async def _write(self, stream: trio.SocketStream) -> None:
+        on_sent = self.links.on_sent
+        while True:
+            if not self.queue:
+                self._wake = trio.Event()
+                await self._wake.wait()
+                continue
+            batch = list(self.queue)
+            self.queue.clear()
+            self.unacked.extend(batch)
+            await stream.send_all(b"".join([item[0] for item in batch]))
+            on_sent(batch)
+
+    async def _read_acks(self, stream: trio.SocketStream) -> None:
+        reader = FrameReader(linkwire.HANDSHAKE_MAX)
+        timeout = self.links.host.timeout
+        while True:
+            # Frames waiting for an acknowledgement that does not come: the other node
+            # hangs (or the network does); the lease decides later whether it is dead.
+            with trio.move_on_after(timeout if self.unacked else float("inf")) as wait:
+                data = await stream.receive_some(READ_SIZE)
+            if wait.cancelled_caught:
+                raise LinkDown(f"no acknowledgement for {timeout:g}s")
+            if not data:
+                raise LinkDown("closed by the other node")
+            for frame in reader.feed(data):
+                if not frame.startswith("a|"):
+                    raise LinkProtocolError(f"an unexpected frame {frame[:40]!r}")
+                self._acknowledged(int(frame[2:]))
+
+    def _acknowledged(self, count: int) -> None:
+        unacked = self.unacked
+        for _ in range(min(count - self.acked, len(unacked))):
+            self.held -= len(unacked.popleft()[0])
+        self.acked = count
+
+    async def _fail(self, why: str, *, redis_down: bool = False) -> None:
+        items = [*self.unacked, *self.queue]
+        self.unacked.clear()
+        self.queue.clear()
+        self.held = 0
+        if items:
+            await self.links.on_lost(self.node, items, why, redis_down)
+
+
+class Links:
+    """This node's links: the listener, and one `PeerLink` per node it sends to."""
+
+    def __init__(
+        self,
+        host: LinkHost,
+        counters: collections.Counter[str],
+        max_bytes: int,
+        max_frames: int,
+        on_sent: Callable[[list[Item]], None],
+        on_lost: Callable[[str, list[Item], str, bool], Awaitable[None]],
+        on_lost_now: Callable[[str, list[Item], str, bool], object],
+    ) -> None:
+        self.host = host
+        self.counters = counters
+        self.max_bytes = max_bytes
+        self.max_frames = max_frames
+        self.on_sent = on_sent
+        self.on_lost = on_lost
+        self.on_lost_now = on_lost_now
+        self.peers: dict[str, PeerLink] = {}
+        self.inbound: set[trio.SocketStream] = set()
+        self._nursery: trio.Nursery | None = None
+
+    def send(self, node: str, item: Item) -> Refusal | None:
+        """Queue `item` for `node`: None, or why it cannot be sent (the caller answers)."""
+        peer = self.peers.get(node)
+        if peer is None:
+            if self._nursery is None:
+                return Refusal(full=False, why="this node's links are not running")
+            peer = self.peers[node] = PeerLink(self, node)
+            why = peer.offer(item)
+            self._nursery.start_soon(peer.run)
+            return why
+        return peer.offer(item)
+
+    @property
+    def backlog(self) -> int:
+        return sum(len(p.queue) + len(p.unacked) for p in self.peers.values())
+
+    async def run(
+        self,
+        bind_host: str,
+        port: int,
+        on_frame: Callable[[str], None],
+        *,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen for links (reports the bound port as started) and hold the sending
+        links' tasks; everything ends with this task."""
+        listeners = await trio.open_tcp_listeners(port, host=bind_host or None)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                bound = listeners[0].socket.getsockname()[1]
+
+                async def accept(stream: trio.SocketStream) -> None:
+                    await self._receive(stream, on_frame)
+
+                await nursery.start(trio.serve_listeners, accept, listeners)
+                task_status.started(int(bound))
+        finally:
+            self._nursery = None
+
+    def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` as a child of the links' nursery (the bus's checks after a loss)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(job)
+
+    def close_inbound(self) -> int:
+        """Cut every link other nodes opened to this one (tests: a broken link)."""
+        streams = list(self.inbound)
+        for stream in streams:
+            stream.socket.close()
+        return len(streams)
+
+    async def _receive(self, stream: trio.SocketStream, on_frame: Callable[[str], None]) -> None:
+        async with stream:
+            sender = await self._handshake(stream)
+            if sender is None:
+                return
+            self.inbound.add(stream)
+            try:
+                why = await self._deliver(stream, on_frame)
+            finally:
+                self.inbound.discard(stream)
+            log.info("node=%s event=link-closed from=%s why=%r", self.host.node, sender, why)
+
+    async def _handshake(self, stream: trio.SocketStream) -> str | None:
+        """Prove each other's key; the sending node's id, or None (refused, counted)."""
+        host = self.host
+        try:
+            with trio.fail_after(host.timeout):
+                r_nonce = linkwire.nonce()
+                await stream.send_all(linkwire.encode(linkwire.hello(host.node, r_nonce)))
+                frame = await _read_one(stream, FrameReader(linkwire.HANDSHAKE_MAX))
+                key = host.link_key
+                checked = (
+                    None if key is None else linkwire.check_claim(key, host.node, r_nonce, frame)
+                )
+                if checked is None:
+                    self.counters["cluster:link-refused"] += 1
+                    log.warning("node=%s event=link-refused why=wrong-key", host.node)
+                    await stream.send_all(linkwire.encode("N|wrong link key"))
+                    return None
+                sender, accept = checked
+                await stream.send_all(linkwire.encode(accept))
+                return sender
+        except (
+            OSError,
+            trio.BrokenResourceError,
+            trio.TooSlowError,
+            LinkDown,
+            LinkProtocolError,
+        ) as failure:
+            self.counters["cluster:link-refused"] += 1
+            log.warning("node=%s event=link-refused why=%r", host.node, _describe(failure))
+            return None
+
+    async def _deliver(self, stream: trio.SocketStream, on_frame: Callable[[str], None]) -> str:
+        """Hand on every frame of every read; acknowledge them; why the link ended."""
+        reader = FrameReader(self.max_bytes)
+        received = 0
+        due = trio.Event()
+        ended: list[str] = []
+
+        async def acknowledge() -> None:
+            nonlocal due
+            told = 0
+            try:
+                while True:
+                    await due.wait()
+                    due = trio.Event()
+                    await trio.sleep(ACK_DELAY)
+                    if received > told:
+                        told = received
+                        await stream.send_all(linkwire.encode(f"a|{told}"))
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as failure:
+                ended.append(_describe(failure))
+            nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(acknowledge)
+            try:
+                while data := await stream.receive_some(READ_SIZE):
+                    for frame in reader.feed(data):
+                        on_frame(frame)
+                        received += 1
+                    due.set()
+                ended.append("closed by the other node")
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as failure:
+                ended.append(_describe(failure))
+            except LinkProtocolError as failure:
+                log.warning("node=%s event=link-protocol-error why=%r", self.host.node, failure)
+                ended.append(str(failure))
+            nursery.cancel_scope.cancel()
+        return ended[0] if ended else "closed"
+
+
+async def _read_one(stream: trio.SocketStream, reader: FrameReader) -> str:
+    while True:
+        data = await stream.receive_some(linkwire.HANDSHAKE_MAX)
+        if not data:
+            raise LinkDown("closed during the handshake")
+        frames = reader.feed(data)
+        if frames:
+            if len(frames) > 1:
+                raise LinkProtocolError("frames before the handshake was done")
+            return frames[0]
+
+
+def _describe(failure: BaseException) -> str:
+    if isinstance(failure, trio.TooSlowError):
+        return "it did not answer in time"
+    return str(failure) or type(failure).__name__
