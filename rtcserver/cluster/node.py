@@ -3,8 +3,8 @@
 What the handler awaits: `create` (GETROOM) and `enter` (ENTERROOM), one Lua script
 each. Everything else runs in permanent supervisor children, started by `run`:
 - `keep_lease`   takes the node's lease, renews it every `lease_ttl / 3`, and after
-                 a loss (Redis gone for `lease_ttl`, a lost subscription, news that
-                 could not be published) resynchronises: cut cross-node rooms
+                 a loss (Redis gone for `lease_ttl`, a lost subscription, news
+                 lost for a node that still lives) resynchronises: cut cross-node rooms
                  (PEERLEFT here), reap what the old lease left in Redis (PEERLEFT
                  there), take a new lease, and put every local member back in its
                  room (PEERJOINED to whoever is already there, who then renegotiates).
