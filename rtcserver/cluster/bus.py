@@ -152,7 +152,8 @@ class Bus:
 
     async def _lost(self, node: str, items: list[Item], why: str, redis_down: bool) -> None:
         if self._lost_now(node, items, why, redis_down):
-            await self._check_after_lost_news(node, why)
+            # In the background: the link goes on with what is queued behind.
+            self._news_lost(node, Refusal(full=False, why=why))
 
     def _news_lost(self, node: str, refused: Refusal) -> None:
         if refused.full:

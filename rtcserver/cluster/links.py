@@ -233,13 +233,17 @@ class PeerLink:
     async def _read_acks(self, stream: trio.SocketStream) -> None:
         reader = FrameReader(linkwire.HANDSHAKE_MAX)
         timeout = self.links.host.timeout
+        oldest: Item | None = None
         while True:
-            # Frames waiting for an acknowledgement that does not come: the other node
-            # hangs (or the network does); the lease decides later whether it is dead.
-            with trio.move_on_after(timeout if self.unacked else float("inf")) as wait:
+            with trio.move_on_after(timeout) as wait:
                 data = await stream.receive_some(READ_SIZE)
             if wait.cancelled_caught:
-                raise LinkDown(f"no acknowledgement for {timeout:g}s")
+                # The same frame unacknowledged for a whole `timeout`: the other node
+                # hangs (or the network does); the lease decides whether it is dead.
+                if self.unacked and self.unacked[0] is oldest:
+                    raise LinkDown(f"no acknowledgement for {timeout:g}s")
+                oldest = self.unacked[0] if self.unacked else None
+                continue
             if not data:
                 raise LinkDown("closed by the other node")
             for frame in reader.feed(data):
@@ -346,6 +350,9 @@ class Links:
             self.inbound.add(stream)
             try:
                 why = await self._deliver(stream, on_frame)
+            except Exception:  # a bug in handling a frame: lose this link, not the node
+                log.exception("node=%s event=link-crashed from=%s", self.host.node, sender)
+                return
             finally:
                 self.inbound.discard(stream)
             log.info("node=%s event=link-closed from=%s why=%r", self.host.node, sender, why)

@@ -56,6 +56,7 @@ async def _end(
     key: bytes = KEY,
     max_bytes: int = 1 << 20,
     backoff: float = 0.05,
+    timeout: float = 2.0,
 ) -> End:
     counters: collections.Counter[str] = collections.Counter()
     end: End
@@ -67,7 +68,7 @@ async def _end(
         lost_now(node, items, why, redis_down)
 
     links = Links(
-        Book(node, key, addresses, min_backoff=backoff, max_backoff=4 * backoff),
+        Book(node, key, addresses, timeout, min_backoff=backoff, max_backoff=4 * backoff),
         counters,
         max_bytes=max_bytes,
         max_frames=100_000,
@@ -122,10 +123,11 @@ async def test_a_cut_link_loses_nothing_silently_and_the_next_frames_reconnect()
         nursery.cancel_scope.cancel()
 
 
-async def test_frames_a_link_took_but_never_acknowledged_come_back_when_it_breaks() -> None:
-    """The receiver here takes the frames and closes without a word: every one of
-    them is reported lost (its sender gets ERROR), none vanishes."""
-    addresses: dict[str, str] = {}
+async def _mute_node(
+    nursery: trio.Nursery, addresses: dict[str, str], hang: trio.Event | None
+) -> list[str]:
+    """A receiver that proves the key, takes frames and never acknowledges one: it
+    closes after 50 frames, or (with `hang`) holds the link open until `hang` is set."""
     taken: list[str] = []
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     addresses["mute"] = f"127.0.0.1:{listeners[0].socket.getsockname()[1]}"
@@ -141,9 +143,19 @@ async def test_frames_a_link_took_but_never_acknowledged_come_back_when_it_break
             await stream.send_all(linkwire.encode(checked[1]))
             while len(taken) < 50:
                 taken.extend(reader.feed(await stream.receive_some(65536)))
+            if hang is not None:
+                await hang.wait()
 
+    await nursery.start(trio.serve_listeners, mute_receiver, listeners)
+    return taken
+
+
+async def test_frames_a_link_took_but_never_acknowledged_come_back_when_it_breaks() -> None:
+    """The receiver takes the frames and closes without a word: every one of them is
+    reported lost (its sender gets ERROR), none vanishes."""
+    addresses: dict[str, str] = {}
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, mute_receiver, listeners)
+        taken = await _mute_node(nursery, addresses, None)
         a = await _end(nursery, "a", addresses)
         sent = [f"M|1|a/1|2\n{n}" for n in range(50)]
         assert all(a.send("mute", text) for text in sent)
@@ -151,6 +163,21 @@ async def test_frames_a_link_took_but_never_acknowledged_come_back_when_it_break
         assert taken == sent
         assert [text for text, _ in a.lost] == sent
         assert "closed by the other node" in a.lost[0][1]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_receiver_that_hangs_is_cut_after_the_timeout_and_its_frames_come_back() -> None:
+    addresses: dict[str, str] = {}
+    hang = trio.Event()
+    async with trio.open_nursery() as nursery:
+        taken = await _mute_node(nursery, addresses, hang)
+        a = await _end(nursery, "a", addresses, timeout=0.3)
+        sent = [f"M|1|a/1|2\n{n}" for n in range(50)]
+        assert all(a.send("mute", text) for text in sent)
+        await eventually(lambda: len(a.lost) == len(sent), 5, "every frame reported lost")
+        assert taken == sent
+        assert "no acknowledgement for 0.3s" in a.lost[0][1]
+        hang.set()
         nursery.cancel_scope.cancel()
 
 
