@@ -22,9 +22,10 @@ straight into the actors' own bounded mailboxes (`tell`), so nothing queues up i
 this node.
 
 The node still subscribes to its Redis channel `<prefix>bus:<node>`: whether that
-subscription lives is how a node knows Redis hears it (`Cluster.available`), and frames
-published there (by a node of an earlier version, in a rolling upgrade) are handled as
-link frames are.
+subscription lives is how a node knows Redis hears it (`Cluster.available`). A frame
+published there (by a node of an earlier version) is handled as a link frame is; the
+other way does not work (an earlier node announces no link address), so a cluster is
+upgraded all at once.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from rtcserver.cluster.linkwire import FrameReader
 from tests.cluster.conftest import LEASE_TTL, cluster_nodes
 from tests.cluster.services import RedisServer, free_port
 from tests.cluster.test_failures import REAP_BOUND, _healthz, _pair
+from tests.support.client import connect
 from tests.support.process import ServerProcess
 
 
@@ -87,3 +88,19 @@ async def test_messages_to_a_killed_node_come_back_as_errors_before_it_is_reaped
                         break
             assert errors >= 1, "the killed node's peer heard nothing"
             assert trio.current_time() - started < REAP_BOUND
+
+
+async def test_a_joiner_on_another_node_is_announced_before_its_first_messages(
+    three_nodes: list[ServerProcess],
+) -> None:
+    """PEERJOINED (news J) and the joiner's burst (relays M) leave the joiner's node on
+    the same link, in the order queued: the creator hears them in that order."""
+    async with contextlib.AsyncExitStack() as stack:
+        a = await stack.enter_async_context(connect(three_nodes[0].ws_url))
+        b = await stack.enter_async_context(connect(three_nodes[1].ws_url))
+        room = await a.create_room()
+        await b.send({"type": "ENTERROOM", "value": room})
+        for n in range(200):
+            await b.send({"type": "CHATMSG", "value": n})
+        assert (await a.recv())["type"] == "PEERJOINED"
+        assert [(await a.recv())["value"] for _ in range(200)] == list(range(200))
