@@ -311,7 +311,8 @@ class Settings:
     cluster_link_port: int = _opt(
         0,
         "cluster mode: TCP port of this node's link listener (0 picks a free one; set it "
-        "when a firewall stands between the nodes)",
+        "when a firewall stands between the nodes); with --workers N, worker i listens on "
+        "this port + i",
     )
     cluster_link_queue_bytes: int = _opt(
         4 * 1024 * 1024,

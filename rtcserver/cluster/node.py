@@ -613,9 +613,10 @@ class Cluster:
         async with self.redis, trio.open_nursery() as nursery:
             # Not a restartable child: the port is announced with the lease, and a node
             # that cannot listen (the port is taken) should say so and stop.
-            port = await nursery.start(
-                self.bus.links.run, bind, settings.cluster_link_port, self.on_frame
-            )
+            port = settings.cluster_link_port
+            if port:  # each worker process is a node of its own: worker i takes port + i
+                port += self.state.workers.index
+            port = await nursery.start(self.bus.links.run, bind, port, self.on_frame)
             host = announced_host(bind, settings.redis)
             self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             log.info("node=%s event=link-listening address=%s", self.node, self.address)

@@ -18,6 +18,7 @@ from prometheus_client import Histogram
 
 from ..actors.actor import Actor
 from ..directory.phone import PhoneHost
+from ..rooms.owners import Workers
 from .mirror import Bus, Mirror
 
 
@@ -40,6 +41,9 @@ class Host(PhoneHost, Protocol):
 
     @property
     def metrics(self) -> HostMetrics: ...
+
+    @property
+    def workers(self) -> Workers: ...
 
 
 class BusLink(Bus, Protocol):

@@ -15,6 +15,7 @@ from tests.cluster.services import RedisServer, free_port
 from tests.cluster.test_failures import REAP_BOUND, _healthz, _pair
 from tests.support.client import connect
 from tests.support.process import ServerProcess
+from tests.support.waiting import eventually
 
 
 async def _address(redis: RedisServer, node: ServerProcess) -> tuple[str, str, int]:
@@ -104,3 +105,14 @@ async def test_a_joiner_on_another_node_is_announced_before_its_first_messages(
             await b.send({"type": "CHATMSG", "value": n})
         assert (await a.recv())["type"] == "PEERJOINED"
         assert [(await a.recv())["value"] for _ in range(200)] == list(range(200))
+
+
+async def test_each_worker_is_a_node_with_its_own_link_port(redis: RedisServer) -> None:
+    port = free_port()
+    with cluster_nodes(redis, 1, "--workers", "2", "--cluster-link-port", str(port)):
+
+        def announced() -> set[int]:
+            keys = redis.cli("KEYS", "rtc:addr:*").split()
+            return {int(redis.cli("GET", key).strip().rpartition(":")[2]) for key in keys}
+
+        await eventually(lambda: announced() == {port, port + 1}, 10, "two link ports")
