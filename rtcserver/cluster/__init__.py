@@ -3,11 +3,12 @@
 May import: every layer below (`protocol` to `directory`). What it needs of the server
 above it is `nodeview.Host`, and its parts see each other through `nodeview`'s
 protocols, so inside, each file imports only files listed before it: errors, scripts,
-mirror, nodeview, linkwire, links, bus, leader, names, node.
+mirror, nodeview, linkwire, inbound, links, bus, leader, names, node.
 
 - `scripts`  the Lua scripts: atomic check-and-join, leases, reaping dead nodes.
 - `mirror`   each node's view of its rooms (a `Registry` with remote members).
 - `linkwire` the node-to-node links' framing and handshake (pure).
+- `inbound`  the receiving end of links: handshake, frames in, acknowledgements.
 - `links`    direct TCP links between nodes: the listener, one batched, acknowledged
              writer per destination node.
 - `bus`      frames for other nodes (relays, membership news) on those links, and what

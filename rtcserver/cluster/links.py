@@ -13,7 +13,7 @@ nursery, so none outlives shutdown):
   acknowledged); a frame that does not fit is refused at once (the bus tells its sender).
 - one writer takes everything queued and writes it with one `send_all`: a batch per
   wake-up, however many frames it holds.
-- the receiver acknowledges what it has handed on (a count, at most every `ACK_DELAY`);
+- the receiver (`inbound.py`) acknowledges what it has handed on (a running count);
   acknowledged frames are forgotten. When the link breaks (a write fails, the other end
   closes, or acknowledgements stop for `redis_timeout` while frames wait for them), the
   frames not acknowledged and those queued behind them are handed to `on_lost` (the bus
@@ -23,9 +23,7 @@ nursery, so none outlives shutdown):
 - a link that could not be opened is retried with backoff; frames offered meanwhile
   are refused at once rather than held.
 
-Receiving: `serve` accepts links, checks the handshake (a wrong key is answered `N|...`
-and closed, and counted), then parses every frame of each read and hands each to
-`on_frame` (the node's dispatcher, which only puts into actors' bounded mailboxes).
+Receiving is `inbound.py`.
 """
 
 from __future__ import annotations
@@ -36,36 +34,21 @@ import socket
 import urllib.parse
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Any
 
 import attrs
 import trio
 
 from ..actors.actor import Actor
 from . import linkwire
+from .inbound import READ_SIZE, Inbound, LinkDown, LinkHost, describe, read_one
 from .linkwire import FrameReader, LinkProtocolError
 
 log = logging.getLogger("rtcserver.cluster")
 
-ACK_DELAY: Final = 0.005  # seconds a receiver gathers frames before acknowledging them
-READ_SIZE: Final = 256 * 1024
 # One frame on its way: (the encoded frame, its kind: the first letter, the sender to
 # tell if it is lost, time queued or -1 for anything but a relay).
 Item = tuple[bytes, str, Actor | None, float]
-
-
-class LinkHost(Protocol):
-    """What links need of their node (`node.Cluster`)."""
-
-    node: str
-    timeout: float
-    min_backoff: float
-    max_backoff: float
-
-    @property
-    def link_key(self) -> bytes | None: ...
-
-    async def link_address(self, node: str) -> str | None: ...
 
 
 @attrs.frozen
@@ -75,10 +58,6 @@ class Refusal:
 
     full: bool
     why: str
-
-
-class LinkDown(Exception):
-    """A link could not be opened, or broke; the message says why."""
 
 
 class RegistryDown(LinkDown):
@@ -150,7 +129,7 @@ class PeerLink:
                 try:
                     stream = await self._open()
                 except (OSError, LinkDown, LinkProtocolError, trio.TooSlowError) as failure:
-                    why = f"no link to node {self.node}: {_describe(failure)}"
+                    why = f"no link to node {self.node}: {describe(failure)}"
                     await self._fail(why, redis_down=isinstance(failure, RegistryDown))
                     self.why_down = why
                     self.down_until = trio.current_time() + backoff
@@ -183,14 +162,12 @@ class PeerLink:
             stream = await trio.open_tcp_stream(*split_address(address))
             try:  # trio's streams are TCP_NODELAY already: a batch leaves at once
                 reader = FrameReader(linkwire.HANDSHAKE_MAX)
-                receiver, r_nonce = linkwire.parse_hello(await _read_one(stream, reader))
+                receiver, r_nonce = linkwire.parse_hello(await read_one(stream, reader))
                 if receiver != self.node:
                     raise LinkDown(f"{address} is node {receiver} now")
                 claim = linkwire.claim(key, receiver, r_nonce, host.node)
                 await stream.send_all(linkwire.encode(claim))
-                linkwire.check_accept(
-                    key, receiver, r_nonce, claim, await _read_one(stream, reader)
-                )
+                linkwire.check_accept(key, receiver, r_nonce, claim, await read_one(stream, reader))
             except BaseException:
                 await trio.aclose_forcefully(stream)
                 raise
@@ -207,7 +184,7 @@ class PeerLink:
                 try:
                     await job(stream)
                 except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as failure:
-                    broken.append(_describe(failure))
+                    broken.append(describe(failure))
                 except (LinkDown, LinkProtocolError, ValueError) as failure:
                     broken.append(str(failure))
                 nursery.cancel_scope.cancel()
@@ -287,7 +264,7 @@ class Links:
         self.on_lost = on_lost
         self.on_lost_now = on_lost_now
         self.peers: dict[str, PeerLink] = {}
-        self.inbound: set[trio.SocketStream] = set()
+        self.inbound = Inbound(host, counters, max_bytes)
         self._nursery: trio.Nursery | None = None
 
     def send(self, node: str, item: Item) -> Refusal | None:
@@ -323,7 +300,7 @@ class Links:
                 bound = listeners[0].socket.getsockname()[1]
 
                 async def accept(stream: trio.SocketStream) -> None:
-                    await self._receive(stream, on_frame)
+                    await self.inbound.receive(stream, on_frame)
 
                 await nursery.start(trio.serve_listeners, accept, listeners)
                 task_status.started(int(bound))
@@ -334,113 +311,3 @@ class Links:
         """Run `job` as a child of the links' nursery (the bus's checks after a loss)."""
         if self._nursery is not None:
             self._nursery.start_soon(job)
-
-    def close_inbound(self) -> int:
-        """Cut every link other nodes opened to this one (tests: a broken link)."""
-        streams = list(self.inbound)
-        for stream in streams:
-            stream.socket.close()
-        return len(streams)
-
-    async def _receive(self, stream: trio.SocketStream, on_frame: Callable[[str], None]) -> None:
-        async with stream:
-            sender = await self._handshake(stream)
-            if sender is None:
-                return
-            self.inbound.add(stream)
-            try:
-                why = await self._deliver(stream, on_frame)
-            except Exception:  # a bug in handling a frame: lose this link, not the node
-                log.exception("node=%s event=link-crashed from=%s", self.host.node, sender)
-                return
-            finally:
-                self.inbound.discard(stream)
-            log.info("node=%s event=link-closed from=%s why=%r", self.host.node, sender, why)
-
-    async def _handshake(self, stream: trio.SocketStream) -> str | None:
-        """Prove each other's key; the sending node's id, or None (refused, counted)."""
-        host = self.host
-        try:
-            with trio.fail_after(host.timeout):
-                r_nonce = linkwire.nonce()
-                await stream.send_all(linkwire.encode(linkwire.hello(host.node, r_nonce)))
-                frame = await _read_one(stream, FrameReader(linkwire.HANDSHAKE_MAX))
-                key = host.link_key
-                checked = (
-                    None if key is None else linkwire.check_claim(key, host.node, r_nonce, frame)
-                )
-                if checked is None:
-                    self.counters["cluster:link-refused"] += 1
-                    log.warning("node=%s event=link-refused why=wrong-key", host.node)
-                    await stream.send_all(linkwire.encode("N|wrong link key"))
-                    return None
-                sender, accept = checked
-                await stream.send_all(linkwire.encode(accept))
-                return sender
-        except (
-            OSError,
-            trio.BrokenResourceError,
-            trio.TooSlowError,
-            LinkDown,
-            LinkProtocolError,
-        ) as failure:
-            self.counters["cluster:link-refused"] += 1
-            log.warning("node=%s event=link-refused why=%r", host.node, _describe(failure))
-            return None
-
-    async def _deliver(self, stream: trio.SocketStream, on_frame: Callable[[str], None]) -> str:
-        """Hand on every frame of every read; acknowledge them; why the link ended."""
-        reader = FrameReader(self.max_bytes)
-        received = 0
-        due = trio.Event()
-        ended: list[str] = []
-
-        async def acknowledge() -> None:
-            nonlocal due
-            told = 0
-            try:
-                while True:
-                    await due.wait()
-                    due = trio.Event()
-                    await trio.sleep(ACK_DELAY)
-                    if received > told:
-                        told = received
-                        await stream.send_all(linkwire.encode(f"a|{told}"))
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as failure:
-                ended.append(_describe(failure))
-            nursery.cancel_scope.cancel()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(acknowledge)
-            try:
-                while data := await stream.receive_some(READ_SIZE):
-                    for frame in reader.feed(data):
-                        on_frame(frame)
-                        received += 1
-                    due.set()
-                ended.append("closed by the other node")
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as failure:
-                ended.append(_describe(failure))
-            except LinkProtocolError as failure:
-                log.warning("node=%s event=link-protocol-error why=%r", self.host.node, failure)
-                ended.append(str(failure))
-            nursery.cancel_scope.cancel()
-        return ended[0] if ended else "closed"
-
-
-async def _read_one(stream: trio.SocketStream, reader: FrameReader) -> str:
-    while True:
-        data = await stream.receive_some(linkwire.HANDSHAKE_MAX)
-        if not data:
-            raise LinkDown("closed during the handshake")
-        frames = reader.feed(data)
-        if frames:
-            if len(frames) > 1:
-                raise LinkProtocolError("frames before the handshake was done")
-            return frames[0]
-
-
-def _describe(failure: BaseException) -> str:
-    if isinstance(failure, trio.TooSlowError):
-        return "it did not answer in time"
-    return str(failure) or type(failure).__name__

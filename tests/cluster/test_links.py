@@ -110,7 +110,7 @@ async def test_a_cut_link_loses_nothing_silently_and_the_next_frames_reconnect()
             if n % 100 == 99:
                 await trio.sleep(0.001)
             if n == 1000:
-                assert b.links.close_inbound() == 1
+                assert b.links.inbound.close_all() == 1
         await eventually(lambda: a.links.backlog == 0, 10, "nothing left waiting at a")
         assert a.counters["cluster:link-broken"] >= 1
         assert all(n > 1000 for n in (int(t.split("\n")[1]) for t in refused))
