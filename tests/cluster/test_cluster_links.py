@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 
 import trio
 
@@ -107,8 +108,21 @@ async def test_a_joiner_on_another_node_is_announced_before_its_first_messages(
         assert [(await a.recv())["value"] for _ in range(200)] == list(range(200))
 
 
+def _two_free_ports() -> int:
+    """A port P such that P and P + 1 are both free right now."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two consecutive free ports")
+
+
 async def test_each_worker_is_a_node_with_its_own_link_port(redis: RedisServer) -> None:
-    port = free_port()
+    port = _two_free_ports()
     with cluster_nodes(redis, 1, "--workers", "2", "--cluster-link-port", str(port)):
 
         def announced() -> set[int]:
