@@ -128,6 +128,8 @@ def validate(settings: Settings) -> str | None:
     """Say what is wrong with a combination of settings, or None when it is fine."""
     if not 0 <= settings.port <= 65535:
         return "port must be between 0 and 65535"
+    if not 0 <= settings.cluster_link_port <= 65535:
+        return "cluster_link_port must be between 0 and 65535"
     for name in (
         "max_message_size",
         "mailbox_soft_limit",
@@ -138,6 +140,7 @@ def validate(settings: Settings) -> str | None:
         "max_handshakes_per_address",
         "room_capacity",
         "bus_queue_size",
+        "cluster_link_queue_bytes",
         "resume_replay_bytes",
     ):
         if getattr(settings, name) < 1:

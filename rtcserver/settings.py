@@ -298,8 +298,27 @@ class Settings:
     )
     bus_queue_size: int = _opt(
         10000,
-        "cluster mode: messages for other nodes waiting to be published; beyond it a "
-        "cross-node message gets ERROR cluster-unavailable",
+        "cluster mode: messages for one other node waiting to be sent (or acknowledged); "
+        "beyond it a cross-node message gets ERROR cluster-unavailable",
+    )
+    cluster_link_host: str = _opt(
+        "",
+        "cluster mode: address this node's link listener binds and announces in Redis, "
+        "for the frames other nodes relay to it (empty: --host; a wildcard --host "
+        "announces this machine's address towards Redis)",
+        metavar="HOST",
+    )
+    cluster_link_port: int = _opt(
+        0,
+        "cluster mode: TCP port of this node's link listener (0 picks a free one; set it "
+        "when a firewall stands between the nodes); with --workers N, worker i listens on "
+        "this port + i",
+    )
+    cluster_link_queue_bytes: int = _opt(
+        4 * 1024 * 1024,
+        "cluster mode: bytes waiting for one other node (queued + sent, not yet "
+        "acknowledged); beyond it a cross-node message gets ERROR cluster-unavailable. "
+        "Also the largest frame a node accepts on its links: the same on every node",
     )
 
     @property

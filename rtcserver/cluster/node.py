@@ -3,8 +3,8 @@
 What the handler awaits: `create` (GETROOM) and `enter` (ENTERROOM), one Lua script
 each. Everything else runs in permanent supervisor children, started by `run`:
 - `keep_lease`   takes the node's lease, renews it every `lease_ttl / 3`, and after
-                 a loss (Redis gone for `lease_ttl`, a lost subscription, news that
-                 could not be published) resynchronises: cut cross-node rooms
+                 a loss (Redis gone for `lease_ttl`, a lost subscription, news
+                 lost for a node that still lives) resynchronises: cut cross-node rooms
                  (PEERLEFT here), reap what the old lease left in Redis (PEERLEFT
                  there), take a new lease, and put every local member back in its
                  room (PEERJOINED to whoever is already there, who then renegotiates).
@@ -13,7 +13,8 @@ each. Everything else runs in permanent supervisor children, started by `run`:
 - `departures`   writes local departures to Redis in order (the connection's
                  `finally` stays synchronous) and tells other nodes (L).
 - `names.run`    the leader lock; names, the directory and calls (`names.py`).
-- the bus's publisher and subscriber (`bus.py`).
+- the bus's subscriber (`bus.py`); and the links (`links.py`: the listener, one
+  writer per node this one sends to), children of the cluster's own nursery.
 
 Long because `Cluster` is one state machine: the lease, the outage flags, the
 resync and the departures queue are read and written by every operation here, and
@@ -46,9 +47,10 @@ from ..protocol import ErrorCode, WrongRoomReason
 from ..protocol.codes import CloseCode
 from ..rooms.peers import Peer, roster_text
 from ..rooms.registry import Created, Departure, Entered, Refused, draw_room_number, is_multi_party
-from . import scripts
+from . import linkwire, scripts
 from .bus import Bus
 from .errors import ClusterUnavailable
+from .links import RegistryDown, announced_host
 from .mirror import Mirror, RemoteMember, member_id, parse_member
 from .names import Names
 
@@ -89,7 +91,8 @@ class Cluster:
         )
         self.mirror = Mirror(settings.room_capacity, self._departed, self.member_id_of)
         self.id_key: bytes | None = None  # the cluster's secret for member ids (Redis `idkey`)
-        self.bus = Bus(self, settings.bus_queue_size)
+        self.bus = Bus(self, settings.bus_queue_size, settings.cluster_link_queue_bytes)
+        self.address = ""  # host:port of this node's link listener, once it listens
         self.names = Names(self)
         self.token: str | None = None  # the lease's token while this node holds one
         self.valid_until = float("-inf")  # the lease surely lives until then
@@ -186,20 +189,19 @@ class Cluster:
         self.state.metrics.redis_roundtrip.labels(op).observe(trio.current_time() - started)
         return reply
 
-    async def publish_many(self, frames: Sequence[tuple[str, str]]) -> list[int]:
-        started = trio.current_time()
+    @property
+    def link_key(self) -> bytes | None:
+        return None if self.id_key is None else linkwire.link_key(self.id_key)
+
+    async def link_address(self, node: str) -> str | None:
+        """Where `node`'s link listener is, as it announced with its lease."""
         try:
             with trio.fail_after(self.timeout):
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for channel, payload in frames:
-                        pipe.publish(channel, payload)
-            results = pipe.results
+                address = await self.redis.get(f"{self.prefix}addr:{node}")
         except Exception as failure:
             self._outage_begins(failure)
-            raise ClusterUnavailable(f"Redis did not answer ({type(failure).__name__})") from None
-        self.state.metrics.redis_roundtrip.labels("publish").observe(trio.current_time() - started)
-        assert results is not None
-        return [int(count) for count in results]
+            raise RegistryDown(f"Redis did not answer ({type(failure).__name__})") from None
+        return address
 
     @contextlib.asynccontextmanager
     async def subscription(self, channel: str) -> AsyncIterator[Any]:
@@ -535,7 +537,9 @@ class Cluster:
         # already share, from whichever node comes back first: ids stay the same.
         proposal = self.id_key.decode() if self.id_key else secrets.token_hex(32)
         self.id_key = (await self.call("idkey", scripts.ID_KEY, proposal)).encode()
-        reaped = await self.call("acquire", scripts.ACQUIRE, self.node, token, int(self.ttl * 1000))
+        reaped = await self.call(
+            "acquire", scripts.ACQUIRE, self.node, token, int(self.ttl * 1000), self.address
+        )
         self.token, self.valid_until = token, sent + self.ttl
         self.announce_reaped(reaped)
         try:
@@ -625,11 +629,21 @@ class Cluster:
         log.info(
             "node=%s event=cluster-start redis=%s", self.node, _redacted(self.state.settings.redis)
         )
+        settings = self.state.settings
+        bind = settings.cluster_link_host or settings.host
         async with self.redis, trio.open_nursery() as nursery:
+            # Not a restartable child: the port is announced with the lease, and a node
+            # that cannot listen (the port is taken) should say so and stop.
+            port = settings.cluster_link_port
+            if port:  # each worker process is a node of its own: worker i takes port + i
+                port += self.state.workers.index
+            port = await nursery.start(self.bus.links.run, bind, port, self.on_frame)
+            host = announced_host(bind, settings.redis)
+            self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            log.info("node=%s event=link-listening address=%s", self.node, self.address)
             nursery.start_soon(
                 supervisor.permanent, "cluster-subscriber", self.bus.run_subscriber, self.on_frame
             )
-            nursery.start_soon(supervisor.permanent, "cluster-publisher", self.bus.run_publisher)
             nursery.start_soon(supervisor.permanent, "cluster-lease", self.keep_lease)
             nursery.start_soon(supervisor.permanent, "cluster-janitor", self.reap_dead)
             nursery.start_soon(supervisor.permanent, "cluster-departures", self.departures)

@@ -18,6 +18,7 @@ from prometheus_client import Histogram
 
 from ..actors.actor import Actor
 from ..directory.phone import PhoneHost
+from ..rooms.owners import Workers
 from .mirror import Bus, Mirror
 
 
@@ -40,6 +41,9 @@ class Host(PhoneHost, Protocol):
 
     @property
     def metrics(self) -> HostMetrics: ...
+
+    @property
+    def workers(self) -> Workers: ...
 
 
 class BusLink(Bus, Protocol):
@@ -89,7 +93,10 @@ class NodeView(Protocol):
 
     def subscription(self, channel: str) -> contextlib.AbstractAsyncContextManager[Any]: ...
 
-    async def publish_many(self, frames: Sequence[tuple[str, str]]) -> list[int]: ...
+    @property
+    def link_key(self) -> bytes | None: ...
+
+    async def link_address(self, node: str) -> str | None: ...
 
     async def call(self, op: str, script: str, *args: object) -> Any: ...
 

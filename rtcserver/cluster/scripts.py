@@ -9,6 +9,7 @@ Keys, all under one prefix:
 - `room:<N>`         set of member ids (`<node>/<actor>`): the room, cluster-wide.
 - `members:<node>`   hash member id -> room: what a node holds, so it can be reaped.
 - `lease:<node>`     the node's lease: a token, with a TTL the node keeps renewing.
+- `addr:<node>`      where the node's link listener is (`host:port`), same TTL.
 - `nodes`            set of nodes that may hold members (the janitor's worklist).
 - `cap:<N>`          the room's capacity, set by its creator; dies with the room.
 - `label:<N>`        hash member id -> LOGIN name, for members that had one; dies
@@ -135,13 +136,15 @@ RENEW: Final = """
 local k = ARGV[1] .. 'lease:' .. ARGV[2]
 if redis.call('GET', k) == ARGV[3] then
   redis.call('PEXPIRE', k, ARGV[4])
+  redis.call('PEXPIRE', ARGV[1] .. 'addr:' .. ARGV[2], ARGV[4])
   return 1
 end
 return 0
 """
 
 # A fresh lease: first whatever an earlier lease of this node left behind is reaped
-# (its peers are told), then the lease is taken. ARGV: prefix, node, token, ttl in ms.
+# (its peers are told), then the lease is taken, with the node's link address beside
+# it (the same TTL). ARGV: prefix, node, token, ttl in ms, link address (host:port).
 ACQUIRE: Final = (
     _REAP
     + """
@@ -149,6 +152,7 @@ local p, node = ARGV[1], ARGV[2]
 local out = {}
 reap(p, node, out)
 redis.call('SET', p .. 'lease:' .. node, ARGV[3], 'PX', ARGV[4])
+redis.call('SET', p .. 'addr:' .. node, ARGV[5], 'PX', ARGV[4])
 redis.call('SADD', p .. 'nodes', node)
 return out
 """
@@ -161,7 +165,7 @@ RELEASE: Final = (
 local p, node = ARGV[1], ARGV[2]
 local out = {}
 reap(p, node, out)
-redis.call('DEL', p .. 'lease:' .. node)
+redis.call('DEL', p .. 'lease:' .. node, p .. 'addr:' .. node)
 redis.call('SREM', p .. 'nodes', node)
 return out
 """

@@ -79,6 +79,5 @@ async def test_cluster_metrics_show_remote_relay_latency_and_redis_round_trips(
     assert after["rtcserver_relay_latency_seconds_sum"] > 0
     assert after['rtcserver_redis_roundtrip_seconds_count{op="create"}'] >= 1
     assert after['rtcserver_redis_roundtrip_seconds_count{op="acquire"}'] == 1
-    assert after['rtcserver_redis_roundtrip_seconds_count{op="publish"}'] >= 1
     assert after["rtcserver_cluster_up"] == 1
     assert after["rtcserver_redis_reconnects_total"] == 0

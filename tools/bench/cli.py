@@ -288,11 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             say(f"server logs kept in {log_dir}")
         return status
-    if args.cluster:
-        status = run_cluster(plan, log_dir, args.pin, args.json)
     if args.cluster or args.fanout:
-        comparison = run_cluster if args.cluster else run_fanout
-        status = comparison(plan, log_dir, args.pin, args.json)
+        if args.cluster:
+            status = run_cluster(plan, log_dir, args.pin, args.json, args.server_dir)
+        else:
+            status = run_fanout(plan, log_dir, args.pin, args.json)
         if status == 0:
             shutil.rmtree(log_dir, ignore_errors=True)
         else:

@@ -7,7 +7,8 @@ temporary directory) and three rtcserver targets, fresh for each layout:
 - `same-node`   two nodes in cluster mode; both ends of every room on node A
                 (the local path with cluster mode on: relay stays in memory).
 - `cross-node`  the same two nodes; creator on A, joiner on B: every message goes
-                A -> Redis pub/sub -> B (and back).
+                A -> B over the nodes' direct link (and back over B's link to A);
+                Redis holds the rooms and the nodes' addresses.
 
 Each layout runs the ping-pong load (closed loop, one message in flight per room,
 `--rooms` rooms, `--seconds`, the first of `--payloads`) from this process, and reports
@@ -172,9 +173,12 @@ def _self_pid() -> int:
     return os.getpid()
 
 
-def run_cluster(plan: Plan, log_dir: Path, pin: bool, json_path: Path | None) -> int:
-    """The `--cluster` run: three layouts, one table. Exit status 0, 1 (a layout lost
-    messages or failed), or 2 (a server or Redis could not be started)."""
+def run_cluster(
+    plan: Plan, log_dir: Path, pin: bool, json_path: Path | None, source: Path | None = None
+) -> int:
+    """The `--cluster` run: three layouts, one table (rtcserver from `source`, a checkout,
+    with --server-dir). Exit status 0, 1 (a layout lost messages or failed), or 2 (a
+    server or Redis could not be started)."""
     if not Path(REDIS_SERVER).exists():
         say(f"{REDIS_SERVER} is missing (apt-get install redis-server)")
         return 2
@@ -190,11 +194,11 @@ def run_cluster(plan: Plan, log_dir: Path, pin: bool, json_path: Path | None) ->
         cluster_args = ["--redis", f"redis://127.0.0.1:{port}/0", "--log-level", "warning"]
         for layout in LAYOUTS:
             if layout == "single":
-                launch = rtcserver_launcher(log_dir, pin, ["--log-level", "warning"])
+                launch = rtcserver_launcher(log_dir, pin, ["--log-level", "warning"], source)
                 targets = [launch()]
                 ends = (targets[0], targets[0])
             else:
-                launch = rtcserver_launcher(log_dir, pin, cluster_args)
+                launch = rtcserver_launcher(log_dir, pin, cluster_args, source)
                 targets = [launch(), launch()]
                 ends = (targets[0], targets[0] if layout == "same-node" else targets[1])
             try:
