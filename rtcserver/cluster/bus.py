@@ -119,11 +119,7 @@ class Bus:
         the queue is full or Redis is down (the API then answers 503)."""
         if not self.cluster.available:
             return False
-        try:
-            self._outbox.send_nowait((self.channel(node), payload, None, -1.0))
-        except trio.WouldBlock:
-            return False
-        return True
+        return self.links.send(node, (encode(payload), payload[0], None, -1.0)) is None
 
     def request(self, node: str, request: dict[str, object], sender: Actor | None) -> None:
         """Queue a request for the leader on `node` (names.py). If it cannot be sent,
