@@ -100,6 +100,8 @@ class Cluster:
         self.why_down = "the cluster is starting: this node has no lease on Redis yet"
         self._subscribed = False
         self._resync = False
+        # Bytes relayed per room that Redis has been told of (`_add_relayed`).
+        self._added: dict[int, int] = {}
         self._outage = False
         self._wake = trio.Event()
         self._up = trio.Event()
@@ -494,6 +496,25 @@ class Cluster:
 
     # ================================================================ lease, janitor
 
+    def unadded_relayed(self, room: int) -> int:
+        """Bytes relayed in `room` here that Redis has not been told of yet."""
+        return self.state.registry.relayed_bytes(room) - self._added.get(room, 0)
+
+    async def _add_relayed(self) -> None:
+        """Tell Redis what was relayed in this node's rooms since last time (with the
+        lease renewal: the admin API's totals are at most `lease_ttl / 3` behind)."""
+        registry = self.state.registry
+        live = registry.rooms()
+        self._added = {room: n for room, n in self._added.items() if room in live}
+        news = {room: self.unadded_relayed(room) for room in live}
+        args = [str(v) for room, delta in news.items() if delta > 0 for v in (room, delta)]
+        if not args:
+            return
+        await self.call("relayed", scripts.ADD_RELAYED, *args)
+        for room, delta in news.items():
+            if delta > 0:
+                self._added[room] = self._added.get(room, 0) + delta
+
     async def keep_lease(self) -> None:
         """Permanent child: hold the lease; resynchronise whenever it was lost."""
         backoff = self.min_backoff
@@ -516,6 +537,7 @@ class Cluster:
                         continue
                     self.valid_until = sent + self.ttl
                     self._outage_ends()
+                    await self._add_relayed()
                 backoff = self.min_backoff
                 pause = self.ttl / 3 if self.ready else self.max_backoff
             except ClusterUnavailable:

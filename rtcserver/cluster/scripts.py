@@ -34,7 +34,8 @@ local function drop(p, room, member)
   redis.call('SREM', rk, member)
   redis.call('HDEL', p .. 'label:' .. room, member)
   if redis.call('SCARD', rk) == 0 then
-    redis.call('DEL', p .. 'cap:' .. room, p .. 'label:' .. room)
+    redis.call('DEL', p .. 'cap:' .. room, p .. 'label:' .. room, p .. 'born:' .. room,
+      p .. 'bytes:' .. room)
   end
 end
 """
@@ -89,6 +90,8 @@ if mode == 'enter' and size == 0 then reply[1] = 'no-such-room' return reply end
 local stored = tonumber(redis.call('GET', p .. 'cap:' .. room))
 if mode == 'create' or (mode == 'rejoin' and not stored) then
   redis.call('SET', p .. 'cap:' .. room, cap)  -- a rejoin may bring a reaped room back
+  local now = redis.call('TIME')  -- when it was made, for the admin API (wall time)
+  redis.call('SETNX', p .. 'born:' .. room, now[1] .. '.' .. string.format('%06d', now[2]))
 else
   cap = stored or cap
 end
@@ -239,6 +242,8 @@ for i = 3, #ARGV do
   redis.call('HSET', mk, member, room)
 end
 redis.call('SET', p .. 'cap:' .. room, 2)
+local now = redis.call('TIME')
+redis.call('SETNX', p .. 'born:' .. room, now[1] .. '.' .. string.format('%06d', now[2]))
 return out
 """
 )
@@ -252,7 +257,8 @@ for _, member in ipairs(members) do
   local mk = p .. 'members:' .. string.match(member, '^(.*)/[^/]*$')
   if redis.call('HGET', mk, member) == room then redis.call('HDEL', mk, member) end
 end
-redis.call('DEL', rk, p .. 'cap:' .. room, p .. 'label:' .. room)
+redis.call('DEL', rk, p .. 'cap:' .. room, p .. 'label:' .. room, p .. 'born:' .. room,
+  p .. 'bytes:' .. room)
 return members
 """
 
@@ -266,15 +272,32 @@ return out
 """
 
 # The admin API's look at one room. ARGV: prefix, room.
-# Reply: {} if there is no such room, else {capacity, then member, name ('' for none)...}.
+# Reply: {} if there is no such room, else {capacity, created (epoch seconds, '' if
+# unknown), bytes relayed as the nodes last added them up, then member, name ('' for
+# none) for each member}.
 ROOM_INFO: Final = """
 local p, room = ARGV[1], ARGV[2]
 local members = redis.call('SMEMBERS', p .. 'room:' .. room)
 if #members == 0 then return {} end
-local reply = {redis.call('GET', p .. 'cap:' .. room) or ''}
+local reply = {redis.call('GET', p .. 'cap:' .. room) or '',
+  redis.call('GET', p .. 'born:' .. room) or '', redis.call('GET', p .. 'bytes:' .. room) or '0'}
 for _, m in ipairs(members) do
   reply[#reply + 1] = m
   reply[#reply + 1] = redis.call('HGET', p .. 'label:' .. room, m) or ''
 end
 return reply
+"""
+
+# The bytes each node relayed in its rooms since it last said, added up in Redis for the
+# admin API (a room's total over every node). ARGV: prefix, then room, bytes pairs. A
+# room that is gone meanwhile gets no key (its keys died with it).
+ADD_RELAYED: Final = """
+local p = ARGV[1]
+for i = 2, #ARGV, 2 do
+  local room = ARGV[i]
+  if redis.call('EXISTS', p .. 'room:' .. room) == 1 then
+    redis.call('INCRBY', p .. 'bytes:' .. room, ARGV[i + 1])
+  end
+end
+return 1
 """

@@ -1,6 +1,7 @@
 """The admin API in cluster mode (`--redis`): any node answers for the whole cluster.
 
-Rooms are read from Redis (`room:<N>`, `cap:<N>`, `label:<N>`: cluster/scripts.py),
+Rooms are read from Redis (`room:<N>`, `cap:<N>`, `label:<N>`, `born:<N>`, `bytes:<N>`:
+cluster/scripts.py),
 not from this node's mirror, so a room with no member here is listed too. What a
 request does to members goes to their nodes over the bus (cluster/bus.py): K frames
 close them (4003, 4004, 4005), M frames without a sender carry an ADMIN message. The
@@ -9,8 +10,10 @@ U frame: cluster/names.py).
 If Redis does not answer, or the bus cannot take a frame, the request fails with
 `Unavailable` (503).
 
-`created_at` and `bytes_relayed` are this node's figures (null and 0 for a room that
-has no member here): no node sees every relay.
+`created_at` is kept in Redis (`born:<N>`, set when the room is made); `bytes_relayed`
+is the sum over every node: each adds what it relayed to `bytes:<N>` with its lease
+renewal (`Cluster._add_relayed`), so the total is at most `lease_ttl / 3` behind for
+other nodes' relays, and exact for this node's.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class ClusterPart(Protocol):
 
     def public_id(self, room: int, who: str) -> str: ...
 
+    def unadded_relayed(self, room: int) -> int: ...
+
 
 class ClusterState(Protocol):
     @property
@@ -99,15 +104,16 @@ class ClusterAdmin:
         found = await self._room(number)
         if found is None:
             return None
-        capacity, members = found
+        capacity, members, created, relayed = found
         mirror = self.state.registry
-        here = number in mirror.rooms()
+        if created is None and number in mirror.rooms():
+            created = mirror.created_at(number)
         return RoomInfo(
             number,
             capacity,
             tuple(MemberInfo(m.id, m.name) for m in members),
-            mirror.created_at(number) if here else None,
-            mirror.relayed_bytes(number) if here else 0,
+            created,
+            relayed + self.cluster.unadded_relayed(number),
         )
 
     async def close_room(self, number: int) -> bool:
@@ -171,7 +177,9 @@ class ClusterAdmin:
         numbers: list[int] = await self._redis(scan())
         return numbers
 
-    async def _room(self, number: int) -> tuple[int, list[Member]] | None:
+    async def _room(self, number: int) -> tuple[int, list[Member], float | None, int] | None:
+        """The room's capacity, members, when it was made and the bytes relayed in it
+        (as the nodes last added them up), or None if there is no such room."""
         try:
             reply = await self.cluster.call("admin", scripts.ROOM_INFO, number)
         except ClusterUnavailable as down:
@@ -179,12 +187,14 @@ class ClusterAdmin:
         if not reply:
             return None
         capacity = int(reply[0]) if reply[0] else self.cluster.capacity
-        pairs = sorted(zip(reply[1::2], reply[2::2], strict=True))
+        created = float(reply[1]) if reply[1] else None
+        relayed = int(reply[2])
+        pairs = sorted(zip(reply[3::2], reply[4::2], strict=True))
         members = [
             Member(self.cluster.public_id(number, str(who)), str(who), str(name) or None)
             for who, name in pairs
         ]
-        return capacity, members
+        return capacity, members, created, relayed
 
     def _close(self, number: int, members: Iterable[Member], code: CloseCode, reason: str) -> None:
         by_node: dict[str, list[str]] = {}

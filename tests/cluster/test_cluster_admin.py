@@ -39,7 +39,20 @@ async def test_any_node_lists_and_reads_every_room_of_the_cluster(
 ) -> None:
     node_a, node_b = two_nodes
     async with Stack() as stack:
-        _, _, shared = await _pair_across(node_a, node_b, stack)
+        a, b, shared = await _pair_across(node_a, node_b, stack)
+        # Relayed on both nodes: each node's bytes reach the cluster's total.
+        sent = ['{"type":"OFFER","n":1}', '{"type":"ANSWER","n":22}']
+        await a.send(sent[0])
+        await b.expect("OFFER")
+        await b.send(sent[1])
+        await a.expect("ANSWER")
+        total = sum(len(text) for text in sent)
+
+        async def both_count_every_byte() -> bool:
+            found = [(await _json(node, f"/api/v1/rooms/{shared}"))[1] for node in two_nodes]
+            return all(room["bytes_relayed"] == total for room in found)
+
+        await eventually(both_count_every_byte, 10, f"{total} bytes on both nodes")
         alone = await stack.enter_async_context(connect(node_b.ws_url))
         only_on_b = await alone.create_room()
         rooms = sorted([shared, only_on_b])
@@ -55,16 +68,17 @@ async def test_any_node_lists_and_reads_every_room_of_the_cluster(
             other = node_b if node is node_a else node_a
             _, rest = await _json(other, f"/api/v1/rooms?limit=1&cursor={first['next_cursor']}")
             assert [r["number"] for r in rest["rooms"]] == rooms[1:]
-        # The same members, with the same ids, whichever node answers (created_at and
-        # bytes_relayed are each node's own).
+        # The same rooms, members and ids, whenever made, whichever node answers (the
+        # room only on B has its age on A too).
         seen_from_a, seen_from_b = (
-            [(r["number"], r["capacity"], r["members"]) for r in rooms_]
+            [(r["number"], r["capacity"], r["members"], r["created_at"]) for r in rooms_]
             for rooms_ in listed.values()
         )
         assert seen_from_a == seen_from_b
-        assert [len(members) for number, _, members in seen_from_a] == [
-            2 if number == shared else 1 for number, _, _ in seen_from_a
+        assert [len(members) for number, _, members, _ in seen_from_a] == [
+            2 if number == shared else 1 for number, _, _, _ in seen_from_a
         ]
+        assert all(created is not None for _, _, _, created in seen_from_a)
         # A room with no member on node A is still node A's to show.
         status, one = await _json(node_a, f"/api/v1/rooms/{only_on_b}")
         assert status == 200 and one["number"] == only_on_b and len(one["members"]) == 1
