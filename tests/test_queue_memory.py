@@ -74,6 +74,13 @@ async def _flood(sender: WsClient, left: trio.Event) -> None:
         nursery.cancel_scope.cancel()
 
 
+async def _late_departure(sender: WsClient, left: trio.Event) -> None:
+    with trio.move_on_after(2):
+        while json.loads(await sender.recv(5)) != {"type": "PEERLEFT"}:
+            pass
+        left.set()
+
+
 async def _close_code_at_the_end(receiver: WsClient) -> int | None:
     """Read the raw stream to its end (faster than parsing megabytes of frames); the
     code of the close frame it ends with, if it ends with one. Its receive buffer is
@@ -122,6 +129,12 @@ async def test_flooded_non_readers_grow_rss_by_at_most_1_25x_the_budget() -> Non
             async with trio.open_nursery() as nursery:
                 for (sender, _), gone in zip(pairs, left, strict=True):
                     nursery.start_soon(_flood, sender, gone)
+            # A receiver evicted by another sender's message after its own sender was
+            # done: the PEERLEFT waits at that sender (no more floods: no more evictions).
+            async with trio.open_nursery() as nursery:
+                for (sender, _), gone in zip(pairs, left, strict=True):
+                    if not gone.is_set():
+                        nursery.start_soon(_late_departure, sender, gone)
             peak = _status(pid, "VmHWM")
             await watch.wait_rounds(10)  # the bystanders still relay after the flood
         watch.check(max_latency=30.0)  # generous: only a stall would reach it
