@@ -185,7 +185,7 @@ def test_fanout_compares_rooms_of_eight_with_rooms_of_two(tmp_path: Path) -> Non
         assert figures["server_cpu_us_per_delivered"] > 0
 
 
-@pytest.mark.parametrize("placement", ["apart", "seated"])
+@pytest.mark.parametrize("placement", ["apart", "same", "seated"])
 def test_placed_members_on_two_workers_relay_everything(tmp_path: Path, placement: str) -> None:
     """`--workers 2 --placement ...`: the rooms really open with their members placed
     (a joiner that landed apart, or a logged-in joiner seated in worker 1's room), and

@@ -170,12 +170,13 @@ def parser() -> argparse.ArgumentParser:
     )
     how.add_argument(
         "--placement",
-        choices=("kernel", "apart", "seated"),
+        choices=("kernel", "apart", "same", "seated"),
         default="kernel",
         help="with --workers N (N > 1): where each room's two members go. kernel: where "
         "the kernel puts them (default); apart: the joiner lands on another worker than "
-        "the room's (then handed over); seated: the joiner logs in and the room is another "
-        "worker's, so every relay crosses the local link (the baseline runs as always)",
+        "the room's (then handed over); same: on the room's own worker; seated: the "
+        "joiner logs in and the room is another worker's, so every relay crosses the "
+        "local link (the baseline runs as always)",
     )
     how.add_argument(
         "--pin",
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             count = args.server_workers or "1"
             count = str(len(os.sched_getaffinity(0))) if count == "auto" else count
             if int(count) < 2:
-                say("--placement apart or seated needs --workers 2 or more")
+                say(f"--placement {args.placement} needs --workers 2 or more")
                 return 2
             placement = f"{args.placement}:{count}"
             if args.placement == "seated":  # no directory pushes to the logged-in joiners

@@ -87,7 +87,8 @@ _names = itertools.count(1)
 async def _placed(endpoint: Endpoint) -> tuple[Connection, Connection, dict[str, Any]]:
     """A creator and a joiner placed on purpose among `N` workers (rtcserver only):
     "apart": the joiner's socket landed on another worker than the room's (it is then
-    handed over: relays stay in one process); "seated": the joiner logs in (its socket
+    handed over: relays stay in one process); "same": it landed on the room's own worker
+    (no handover at all); "seated": the joiner logs in (its socket
     goes to worker 0 with its name) and the room is another worker's, so every relay
     crosses the link between them (connection/seats.py). The kernel places sockets:
     connections are made until one lands where it must, from what the server says (a
@@ -115,10 +116,11 @@ async def _placed(endpoint: Endpoint) -> tuple[Connection, Connection, dict[str,
         joiner.send_json({"type": "SESSION"})
         session = await joiner.receive_type("SESSION")
         joiner.keep_sessions = False
-        if int(str(session["session"]).split(".")[0]) != owner:
+        landed = int(str(session["session"]).split(".")[0])
+        if (landed != owner) == (mode == "apart"):  # "same": on the room's own worker
             return creator, joiner, reply
         joiner.abort()
-    raise Closed("no joiner landed on another worker")
+    raise Closed(f"no joiner landed where placement {mode!r} wants it")
 
 
 class SetupTally:
