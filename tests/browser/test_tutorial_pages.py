@@ -9,6 +9,7 @@ the test does what an operator on another port would: it copies the pages into a
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -83,8 +84,20 @@ def page_url(site_url: str, gate_port: int) -> str:
     return f"http://localhost:{gate_port}/tutorial/index.html"
 
 
+def wait_connected(person: CallPage) -> None:
+    """Until the page's WebSocket is open, as its console says. The tutorial's page
+    sends LOGIN on the click without checking (a person never types that fast; a test
+    does: "Still in CONNECTING state")."""
+    said = "Connected to the signaling server"
+    deadline = time.monotonic() + UI_MS / 1000
+    while not any(said in line for line in person.console):
+        assert time.monotonic() < deadline, f"the page never said {said!r}: {person.console}"
+        person.page.wait_for_timeout(POLL_MS)
+
+
 def sign_in(open_page: OpenPage, url: str, name: str) -> CallPage:
     person = open_page(url)
+    wait_connected(person)
     person.page.fill("#usernameInput", name)
     person.page.click("#loginBtn")
     person.page.wait_for_selector("#callPage", state="visible", timeout=UI_MS)
